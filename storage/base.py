@@ -1,0 +1,245 @@
+"""The store interface: every backend (SQLite, PostgreSQL) implements `Store`.
+
+The job state machine is enforced here, in conditional updates, so that it holds across processes:
+a job's status only moves forward (queued → in_progress → completed|failed), a terminal job never
+changes again, and the terminal transition inserts the job's one event and its deliveries in the
+same transaction. Work (jobs to submit or poll, received webhooks, deliveries) is claimed under a
+lease (`claimed_by`, `claimed_until`): a worker that dies loses nothing, its claims lapse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Protocol
+
+from storage.records import (
+    Attempt,
+    AttemptResult,
+    Delivery,
+    DeliveryStats,
+    DeliveryTask,
+    Event,
+    InboundWebhook,
+    Job,
+    JobFinal,
+    JobProgress,
+    NewDelivery,
+    Page,
+    Subscription,
+)
+
+# Decides, inside the terminal transaction, which deliveries an event gets.
+Router = Callable[[Sequence[Subscription]], Sequence[NewDelivery]]
+
+CHANNELS = ("jobs", "webhooks", "deliveries")
+
+
+class StorageError(Exception):
+    """The database could not be reached or stayed busy past every retry."""
+
+
+class Store(Protocol):
+    async def migrate(self) -> None: ...
+
+    async def schema_version(self) -> int:
+        """The highest migration applied (0 before the first)."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    # Wake-ups: a write that creates work notifies its channel; idle workers wait on it.
+    def notify(self, channel: str) -> None: ...
+
+    async def wait(self, channel: str, timeout: float) -> None:
+        """Returns when `channel` is notified (by any process sharing the database, where the
+        backend can tell) or after `timeout` seconds."""
+        ...
+
+    async def meta_get_or_set(self, key: str, value: str) -> str:
+        """The stored value for key, storing `value` first if there is none."""
+        ...
+
+    async def meta_get(self, key: str) -> str | None: ...
+
+    async def meta_set(self, key: str, value: str) -> None: ...
+
+    async def add_first_api_key(self, key_hash: str) -> bool:
+        """Stores the hash if no API key exists yet; True when it was stored."""
+        ...
+
+    async def add_api_key(self, key_hash: str) -> None: ...
+
+    async def api_key_known(self, key_hash: str) -> bool: ...
+
+    # Jobs
+    async def create_job(self, job: Job) -> tuple[Job, bool]:
+        """Inserts the job; on an idempotency-key clash returns the existing job and False."""
+        ...
+
+    async def get_job(self, job_id: str) -> Job | None: ...
+
+    async def find_job(self, provider: str, provider_job_id: str) -> Job | None:
+        """The job whose current or last attempt is this provider job."""
+        ...
+
+    async def list_jobs(self, status: str | None, limit: int, after: str | None) -> Page[Job]: ...
+
+    async def next_job_due(self) -> float | None:
+        """When the next job is due for a submission or a poll (None: no job is waiting)."""
+        ...
+
+    async def claim_jobs(
+        self, worker: str, now: float, limit: int, lease: float, skip_providers: Collection[str]
+    ) -> list[Job]: ...
+
+    async def record_submission(
+        self,
+        job: Job,
+        worker: str,
+        progress: JobProgress,
+        attempts: list[dict[str, Any]],
+        now: float,
+        next_check_at: float,
+    ) -> bool: ...
+
+    async def reschedule_job(
+        self, job_id: str, worker: str, next_check_at: float, check_count: int
+    ) -> bool: ...
+
+    async def record_progress(
+        self,
+        job_id: str,
+        attempt_no: int,
+        progress: JobProgress,
+        now: float,
+        worker: str | None = None,
+        next_check_at: float | None = None,
+    ) -> bool:
+        """Applies a non-terminal observation (never backwards); with `worker`, also reschedules
+        the next check and releases that worker's claim."""
+        ...
+
+    async def switch_attempt(
+        self,
+        job_id: str,
+        attempt_no: int,
+        model: str,
+        provider: str,
+        attempts: list[dict[str, Any]],
+        now: float,
+    ) -> bool:
+        """Moves a job to its next fallback model (attempt_no + 1), to be submitted at once."""
+        ...
+
+    async def poke_job(self, job_id: str, now: float) -> None:
+        """Brings a running job's next poll forward to now (an unsigned webhook arrived)."""
+        ...
+
+    async def finish_job(
+        self, job_id: str, attempt_no: int, final: JobFinal, event: Event, route: Router
+    ) -> bool:
+        """The terminal transition, its event and its deliveries, atomically; False (and nothing
+        written) when the job was already terminal or has moved to another attempt."""
+        ...
+
+    # Received provider webhooks (the receiver's inbox)
+    async def add_webhook(
+        self,
+        job_id: str,
+        provider: str,
+        attempt_no: int,
+        trusted: bool,
+        report: dict[str, Any] | None,
+        body: bytes,
+        now: float,
+    ) -> None: ...
+
+    async def claim_webhooks(
+        self, worker: str, now: float, limit: int, lease: float
+    ) -> list[InboundWebhook]: ...
+
+    async def finish_webhooks(self, ids: Sequence[int], now: float) -> None: ...
+
+    async def defer_webhook(self, webhook_id: int, until: float) -> None:
+        """Leaves a webhook unprocessed until `until` (its job's submission is not recorded yet)."""
+        ...
+
+    # Subscriptions
+    async def create_subscription(self, subscription: Subscription) -> None: ...
+
+    async def get_subscription(self, subscription_id: str) -> Subscription | None: ...
+
+    async def list_subscriptions(self, limit: int, after: str | None) -> Page[Subscription]: ...
+
+    async def update_subscription(
+        self, subscription_id: str, changes: dict[str, Any], now: float
+    ) -> Subscription | None:
+        """Applies the changes; disabling keeps its pending deliveries as skipped, enabling clears
+        the reason it was disabled."""
+        ...
+
+    async def rotate_secret(
+        self, subscription_id: str, secret: str, grace_until: float, now: float
+    ) -> Subscription | None:
+        """The new secret signs from now on; the old one too until `grace_until`."""
+        ...
+
+    async def delete_subscription(self, subscription_id: str, now: float) -> bool:
+        """Removes the subscription and cancels its pending deliveries."""
+        ...
+
+    # Events and deliveries
+    async def get_event(self, event_id: str) -> Event | None: ...
+
+    async def list_events(self, type: str | None, limit: int, after: str | None) -> Page[Event]: ...
+
+    async def list_deliveries(
+        self,
+        status: str | None = None,
+        subscription_id: str | None = None,
+        event_id: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> Page[Delivery]: ...
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None: ...
+
+    async def delivery_attempts(self, seqs: Sequence[int]) -> dict[int, list[Attempt]]: ...
+
+    async def redeliver(self, event_id: str, subscription_id: str | None, now: float) -> int:
+        """Queues the event again for all its targets (or one subscription, creating that
+        delivery if the subscription did not get one); the number queued."""
+        ...
+
+    async def recover(
+        self, subscription_id: str, since: float, until: float, now: float, limit: int
+    ) -> int:
+        """Queues again at most `limit` failed and skipped deliveries created in [since, until)."""
+        ...
+
+    async def claim_deliveries(
+        self, worker: str, now: float, limit: int, lease: float, cap: int
+    ) -> list[DeliveryTask]:
+        """Due deliveries, at most `cap` in flight per subscription or callback URL."""
+        ...
+
+    async def record_attempts(
+        self, worker: str, results: Sequence[AttemptResult], disable_after: float
+    ) -> None:
+        """Records outcomes; a subscription answering 410, or failing with no success for
+        `disable_after` seconds, is disabled and its pending deliveries kept as skipped."""
+        ...
+
+    async def delivery_stats(self) -> DeliveryStats: ...
+
+    async def expire(self, cutoff: float, batch: int) -> int:
+        """Removes up to `batch` each of events (with their deliveries), attempts and processed
+        webhooks older than `cutoff`; the number removed. Jobs are kept."""
+        ...
+
+    async def release_claims(self, worker: str) -> None:
+        """Gives back everything `worker` still holds, for another worker to take at once."""
+        ...

@@ -1,0 +1,189 @@
+"""The rows the store reads and writes, as typed records.
+
+Storage knows no provider: provider-shaped values (outputs, errors, the original request) are kept
+as JSON and given their types by the service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+JOB_STATUSES = ("queued", "in_progress", "completed", "failed")
+DELIVERY_STATUSES = ("pending", "succeeded", "failed", "skipped", "cancelled")
+
+
+class Job(BaseModel):
+    id: str
+    status: str
+    model: str
+    provider: str
+    provider_job_id: str | None = None
+    progress: int = 0
+    outputs: list[dict[str, Any]] = Field(default_factory=list)
+    error: dict[str, Any] | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    callback_url: str | None = None
+    request: dict[str, Any] = Field(default_factory=dict)
+    attempts: list[dict[str, Any]] = Field(default_factory=list)
+    attempt_no: int = 0
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    created_at: float
+    updated_at: float
+    completed_at: float | None = None
+    deadline_at: float
+    next_check_at: float | None = None
+    check_count: int = 0
+    submitted_at: float | None = None
+    claimed_by: str | None = None
+    claimed_until: float | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in ("completed", "failed")
+
+
+class Subscription(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    description: str | None = None
+    status: str = "active"
+    secret: str
+    filter: dict[str, str] | None = None
+    created_at: float
+    updated_at: float
+    disabled_reason: str | None = None
+    # The first failed attempt since the last success; None while the subscriber is healthy.
+    failing_since: float | None = None
+    # Deliveries are signed with this one too until it expires (secret rotation).
+    previous_secret: str | None = None
+    previous_secret_expires_at: float | None = None
+    max_in_flight: int | None = None
+    rate_limit: float | None = None
+
+
+class Event(BaseModel):
+    id: str
+    type: str
+    job_id: str
+    # The exact JSON delivered to subscribers: the Event object with its `data`.
+    payload: str
+    created_at: float
+
+
+class Delivery(BaseModel):
+    seq: int
+    id: str
+    event_id: str
+    subscription_id: str | None
+    url: str
+    status: str
+    attempt_count: int = 0
+    next_attempt_at: float | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    created_at: float
+    updated_at: float
+    delivered_at: float | None = None
+
+
+class Attempt(BaseModel):
+    attempted_at: float
+    status_code: int | None
+    duration_ms: float
+    error: str | None
+    error_class: str | None
+    response_body: str | None
+
+
+class InboundWebhook(BaseModel):
+    id: int
+    job_id: str
+    provider: str
+    attempt_no: int
+    trusted: bool
+    # The status the body reports (a ProviderStatus as JSON) when it could be read.
+    report: dict[str, Any] | None = None
+    received_at: float
+
+
+@dataclass(slots=True)
+class NewDelivery:
+    subscription_id: str | None
+    url: str
+    # pending (to be sent now) or skipped (recorded for a disabled subscription, sent on recovery)
+    status: str = "pending"
+
+
+@dataclass(slots=True)
+class DeliveryTask:
+    """A claimed delivery with everything needed to send it (hot path: a plain slotted class)."""
+
+    seq: int
+    id: str
+    event_id: str
+    subscription_id: str | None
+    url: str
+    attempt_count: int
+    payload: str
+    # Signing secrets, newest first; empty for callback deliveries (the service signs those).
+    secrets: list[str]
+    # The subscription's deliveries per second, when it has a limit.
+    rate_limit: float | None = None
+
+
+@dataclass(slots=True)
+class AttemptResult:
+    seq: int
+    subscription_id: str | None
+    attempted_at: float
+    duration_ms: float
+    # pending (retry at next_attempt_at), succeeded, failed (no attempts left), or deferred (not
+    # attempted: back to the queue until next_attempt_at, e.g. for a rate limit)
+    status: str
+    next_attempt_at: float | None
+    status_code: int | None
+    error: str | None = None
+    # timeout, connection, http_status, redirect, blocked, internal
+    error_class: str | None = None
+    response_body: str | None = None
+    # Set when the answer asks for the subscription to be disabled (410 Gone).
+    disable_reason: str | None = None
+
+
+@dataclass(slots=True)
+class DeliveryStats:
+    pending: int
+    failed: int
+    oldest_pending_at: float | None
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    has_more: bool
+
+
+@dataclass(slots=True)
+class JobProgress:
+    """A non-terminal observation: status may only move forward, progress only up."""
+
+    status: str
+    progress: int | None = None
+    provider_job_id: str | None = None
+
+
+@dataclass(slots=True)
+class JobFinal:
+    status: str
+    progress: int
+    outputs: list[dict[str, Any]]
+    error: dict[str, Any] | None
+    attempts: list[dict[str, Any]]
+    completed_at: float

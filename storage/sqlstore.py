@@ -1,0 +1,620 @@
+"""The store written once for both SQL backends.
+
+Every operation is a transaction written as a generator: it yields statements (`Fetch`,
+`Execute`, `ExecuteMany`, naming queries of storage/sql/<dialect>/queries.sql) and receives their
+results. A backend supplies only the driver that runs such a generator as one transaction —
+synchronously on SQLite's thread, asynchronously on an asyncpg connection — plus reads, wake-ups
+and migrations. So the state machine and the outbox are stated once, and the two backends cannot
+drift apart: the same conformance suite runs against both.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from storage.base import Router
+from storage.ids import new_id
+from storage.records import (
+    Attempt,
+    AttemptResult,
+    Delivery,
+    DeliveryStats,
+    DeliveryTask,
+    Event,
+    InboundWebhook,
+    Job,
+    JobFinal,
+    JobProgress,
+    Page,
+    Subscription,
+)
+
+T = TypeVar("T")
+Row = Mapping[str, Any]
+
+JOB_JSON = ("outputs", "error", "metadata", "request", "attempts")
+SUBSCRIPTION_JSON = ("events", "filter")
+UPDATABLE = {"url", "events", "description", "status", "filter", "max_in_flight", "rate_limit"}
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Rows of a query (or of a write with RETURNING)."""
+
+    query: str
+    params: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """A write; its result is the number of rows it changed."""
+
+    query: str
+    params: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteMany:
+    query: str
+    rows: Sequence[Mapping[str, Any]]
+
+
+Statement = Fetch | Execute | ExecuteMany
+Steps = Generator[Statement, Any, T]
+
+
+def dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+def decode(row: Row, json_columns: Iterable[str]) -> dict[str, Any]:
+    """A row as a dict; JSON columns parsed (SQLite returns their text, PostgreSQL may have
+    parsed them already)."""
+    data = dict(row)
+    for column in json_columns:
+        if isinstance(data.get(column), str):
+            data[column] = json.loads(data[column])
+    return data
+
+
+def job(row: Row) -> Job:
+    return Job.model_validate(decode(row, JOB_JSON))
+
+
+def subscription(row: Row) -> Subscription:
+    return Subscription.model_validate(decode(row, SUBSCRIPTION_JSON))
+
+
+def page(rows: list[T], limit: int) -> Page[T]:
+    return Page(items=rows[:limit], has_more=len(rows) > limit)
+
+
+def failing_reason(since: float, now: float) -> str:
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
+    return f"every delivery failed since {started} ({(now - since) / 86400:.1f} days, no success)"
+
+
+class SqlStore:
+    """The Store protocol over four primitives each backend implements."""
+
+    async def _run(self, steps: Callable[[], Steps[T]]) -> T:
+        """Runs the generator `steps()` makes as one transaction; `steps` is called again if the
+        transaction must be retried."""
+        raise NotImplementedError
+
+    async def _read(self, query: str, params: Mapping[str, Any]) -> list[Row]:
+        raise NotImplementedError
+
+    def notify(self, channel: str) -> None:
+        raise NotImplementedError
+
+    # -- helpers --------------------------------------------------------------------------
+
+    async def _read_one(self, query: str, params: Mapping[str, Any]) -> Row | None:
+        rows = await self._read(query, params)
+        return rows[0] if rows else None
+
+    async def _execute(self, query: str, params: Mapping[str, Any]) -> int:
+        def steps() -> Steps[int]:
+            return (yield Execute(query, params))
+
+        return await self._run(steps)
+
+    async def _fetch_in_transaction(self, query: str, params: Mapping[str, Any]) -> list[Row]:
+        def steps() -> Steps[list[Row]]:
+            return (yield Fetch(query, params))
+
+        return await self._run(steps)
+
+    # -- meta and API keys ------------------------------------------------------------------
+
+    async def meta_get_or_set(self, key: str, value: str) -> str:
+        def steps() -> Steps[str]:
+            yield Execute("meta_insert", {"key": key, "value": value})
+            rows = yield Fetch("meta_get", {"key": key})
+            return str(rows[0]["value"])
+
+        return await self._run(steps)
+
+    async def meta_get(self, key: str) -> str | None:
+        row = await self._read_one("meta_get", {"key": key})
+        return None if row is None else str(row["value"])
+
+    async def meta_set(self, key: str, value: str) -> None:
+        await self._execute("meta_set", {"key": key, "value": value})
+
+    async def add_first_api_key(self, key_hash: str) -> bool:
+        return (
+            await self._execute("api_key_insert_first", {"hash": key_hash, "now": time.time()}) > 0
+        )
+
+    async def add_api_key(self, key_hash: str) -> None:
+        await self._execute("api_key_insert", {"hash": key_hash, "now": time.time()})
+
+    async def api_key_known(self, key_hash: str) -> bool:
+        return await self._read_one("api_key_known", {"hash": key_hash}) is not None
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def create_job(self, new: Job) -> tuple[Job, bool]:
+        params = new.model_dump(exclude={"claimed_by", "claimed_until"})
+        for column in JOB_JSON:
+            params[column] = dumps(params[column])
+
+        def steps() -> Steps[tuple[Job, bool]]:
+            if (yield Fetch("job_insert", params)):
+                return new, True
+            key = {"idempotency_key": new.idempotency_key}
+            return job((yield Fetch("job_by_idempotency_key", key))[0]), False
+
+        created = await self._run(steps)
+        if created[1]:
+            self.notify("jobs")
+        return created
+
+    async def get_job(self, job_id: str) -> Job | None:
+        row = await self._read_one("job_get", {"id": job_id})
+        return None if row is None else job(row)
+
+    async def find_job(self, provider: str, provider_job_id: str) -> Job | None:
+        params = {"provider": provider, "provider_job_id": provider_job_id}
+        row = await self._read_one("job_by_provider_job", params)
+        return None if row is None else job(row)
+
+    async def list_jobs(self, status: str | None, limit: int, after: str | None) -> Page[Job]:
+        rows = await self._read("job_list", {"status": status, "after": after, "limit": limit + 1})
+        return page([job(row) for row in rows], limit)
+
+    async def next_job_due(self) -> float | None:
+        row = await self._read_one("job_next_due", {})
+        return None if row is None or row["due"] is None else float(row["due"])
+
+    async def claim_jobs(
+        self, worker: str, now: float, limit: int, lease: float, skip_providers: Collection[str]
+    ) -> list[Job]:
+        params = {
+            "worker": worker,
+            "until": now + lease,
+            "now": now,
+            "limit": limit,
+            "skip_providers": sorted(skip_providers),
+        }
+        return [job(row) for row in await self._fetch_in_transaction("job_claim", params)]
+
+    async def record_submission(
+        self,
+        claimed: Job,
+        worker: str,
+        progress: JobProgress,
+        attempts: list[dict[str, Any]],
+        now: float,
+        next_check_at: float,
+    ) -> bool:
+        params = {
+            "id": claimed.id,
+            "attempt_no": claimed.attempt_no,
+            "worker": worker,
+            "provider_job_id": progress.provider_job_id,
+            "status": progress.status,
+            "progress": progress.progress,
+            "attempts": dumps(attempts),
+            "now": now,
+            "next_check_at": next_check_at,
+        }
+        return await self._execute("job_record_submission", params) > 0
+
+    async def reschedule_job(
+        self, job_id: str, worker: str, next_check_at: float, check_count: int
+    ) -> bool:
+        params = {
+            "id": job_id,
+            "worker": worker,
+            "next_check_at": next_check_at,
+            "check_count": check_count,
+        }
+        return await self._execute("job_reschedule", params) > 0
+
+    async def record_progress(
+        self,
+        job_id: str,
+        attempt_no: int,
+        progress: JobProgress,
+        now: float,
+        worker: str | None = None,
+        next_check_at: float | None = None,
+    ) -> bool:
+        params: dict[str, Any] = {
+            "id": job_id,
+            "attempt_no": attempt_no,
+            "status": progress.status,
+            "progress": progress.progress,
+            "now": now,
+        }
+        if worker is None:
+            params["provider_job_id"] = progress.provider_job_id
+            return await self._execute("job_record_progress", params) > 0
+        params |= {"worker": worker, "next_check_at": next_check_at}
+        return await self._execute("job_record_poll", params) > 0
+
+    async def switch_attempt(
+        self,
+        job_id: str,
+        attempt_no: int,
+        model: str,
+        provider: str,
+        attempts: list[dict[str, Any]],
+        now: float,
+    ) -> bool:
+        params = {
+            "id": job_id,
+            "attempt_no": attempt_no,
+            "model": model,
+            "provider": provider,
+            "attempts": dumps(attempts),
+            "now": now,
+        }
+        switched = await self._execute("job_switch_attempt", params) > 0
+        if switched:
+            self.notify("jobs")
+        return switched
+
+    async def poke_job(self, job_id: str, now: float) -> None:
+        if await self._execute("job_poke", {"id": job_id, "now": now}):
+            self.notify("jobs")
+
+    async def finish_job(
+        self, job_id: str, attempt_no: int, final: JobFinal, event: Event, route: Router
+    ) -> bool:
+        params = {
+            "id": job_id,
+            "attempt_no": attempt_no,
+            "status": final.status,
+            "progress": final.progress,
+            "outputs": dumps(final.outputs),
+            "error": dumps(final.error),
+            "attempts": dumps(final.attempts),
+            "completed_at": final.completed_at,
+        }
+
+        def steps() -> Steps[bool]:
+            if (yield Execute("job_finish", params)) == 0:
+                return False
+            yield Execute("event_insert", event.model_dump())
+            subscriptions = [subscription(row) for row in (yield Fetch("subscription_all", {}))]
+            deliveries = [
+                {
+                    "id": new_id("dlv"),
+                    "event_id": event.id,
+                    "subscription_id": delivery.subscription_id,
+                    "url": delivery.url,
+                    "status": delivery.status,
+                    "next_attempt_at": event.created_at if delivery.status == "pending" else None,
+                    "now": event.created_at,
+                }
+                for delivery in route(subscriptions)
+            ]
+            yield ExecuteMany("delivery_insert", deliveries)
+            return True
+
+        finished = await self._run(steps)
+        if finished:
+            self.notify("deliveries")
+        return finished
+
+    # -- received webhooks ------------------------------------------------------------------
+
+    async def add_webhook(
+        self,
+        job_id: str,
+        provider: str,
+        attempt_no: int,
+        trusted: bool,
+        report: dict[str, Any] | None,
+        body: bytes,
+        now: float,
+    ) -> None:
+        params = {
+            "job_id": job_id,
+            "provider": provider,
+            "attempt_no": attempt_no,
+            "trusted": trusted,
+            "report": dumps(report),
+            "body": body,
+            "now": now,
+        }
+        await self._execute("webhook_insert", params)
+        self.notify("webhooks")
+
+    async def claim_webhooks(
+        self, worker: str, now: float, limit: int, lease: float
+    ) -> list[InboundWebhook]:
+        params = {"worker": worker, "until": now + lease, "now": now, "limit": limit}
+        rows = await self._fetch_in_transaction("webhook_claim", params)
+        return [InboundWebhook.model_validate(decode(row, ("report",))) for row in rows]
+
+    async def finish_webhooks(self, ids: Sequence[int], now: float) -> None:
+        rows = [{"id": webhook_id, "now": now} for webhook_id in ids]
+
+        def steps() -> Steps[None]:
+            yield ExecuteMany("webhook_finish", rows)
+
+        await self._run(steps)
+
+    async def defer_webhook(self, webhook_id: int, until: float) -> None:
+        await self._execute("webhook_defer", {"id": webhook_id, "until": until})
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    async def create_subscription(self, new: Subscription) -> None:
+        params = new.model_dump()
+        for column in SUBSCRIPTION_JSON:
+            params[column] = dumps(params[column])
+        await self._execute("subscription_insert", params)
+
+    async def get_subscription(self, subscription_id: str) -> Subscription | None:
+        row = await self._read_one("subscription_get", {"id": subscription_id})
+        return None if row is None else subscription(row)
+
+    async def list_subscriptions(self, limit: int, after: str | None) -> Page[Subscription]:
+        rows = await self._read("subscription_list", {"after": after, "limit": limit + 1})
+        return page([subscription(row) for row in rows], limit)
+
+    async def update_subscription(
+        self, subscription_id: str, changes: dict[str, Any], now: float
+    ) -> Subscription | None:
+        if not set(changes) <= UPDATABLE:
+            raise ValueError(f"not updatable: {sorted(set(changes) - UPDATABLE)}")
+        values = {
+            column: dumps(value) if column in SUBSCRIPTION_JSON else value
+            for column, value in changes.items()
+        }
+        # Column names come from UPDATABLE, never from the caller's input.
+        assignments = ", ".join(f"{column} = :{column}" for column in sorted(values))
+        update = f"UPDATE subscriptions SET {assignments}, updated_at = :now WHERE id = :id"
+        params = values | {"now": now, "id": subscription_id}
+
+        def steps() -> Steps[Subscription | None]:
+            yield Execute(update, params)
+            if changes.get("status") == "disabled":
+                yield Execute("deliveries_skip_for_subscription", params)
+            elif changes.get("status") == "active":
+                yield Execute("subscription_enabled", params)
+            rows = yield Fetch("subscription_get", params)
+            return subscription(rows[0]) if rows else None
+
+        return await self._run(steps)
+
+    async def rotate_secret(
+        self, subscription_id: str, secret: str, grace_until: float, now: float
+    ) -> Subscription | None:
+        params = {"id": subscription_id, "secret": secret, "grace_until": grace_until, "now": now}
+
+        def steps() -> Steps[Subscription | None]:
+            yield Execute("subscription_rotate_secret", params)
+            rows = yield Fetch("subscription_get", params)
+            return subscription(rows[0]) if rows else None
+
+        return await self._run(steps)
+
+    async def delete_subscription(self, subscription_id: str, now: float) -> bool:
+        params = {"id": subscription_id, "now": now}
+
+        def steps() -> Steps[bool]:
+            if (yield Execute("subscription_delete", params)) == 0:
+                return False
+            yield Execute("deliveries_cancel_for_subscription", params)
+            return True
+
+        return await self._run(steps)
+
+    # -- events and deliveries --------------------------------------------------------------
+
+    async def get_event(self, event_id: str) -> Event | None:
+        row = await self._read_one("event_get", {"id": event_id})
+        return None if row is None else Event.model_validate(dict(row))
+
+    async def list_events(self, type: str | None, limit: int, after: str | None) -> Page[Event]:
+        rows = await self._read("event_list", {"type": type, "after": after, "limit": limit + 1})
+        return page([Event.model_validate(dict(row)) for row in rows], limit)
+
+    async def list_deliveries(
+        self,
+        status: str | None = None,
+        subscription_id: str | None = None,
+        event_id: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> Page[Delivery]:
+        params = {
+            "status": status,
+            "subscription_id": subscription_id,
+            "event_id": event_id,
+            "since": since,
+            "after": after,
+            "limit": limit + 1,
+        }
+        rows = await self._read("delivery_list", params)
+        return page([Delivery.model_validate(dict(row)) for row in rows], limit)
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        row = await self._read_one("delivery_get", {"id": delivery_id})
+        return None if row is None else Delivery.model_validate(dict(row))
+
+    async def delivery_attempts(self, seqs: Sequence[int]) -> dict[int, list[Attempt]]:
+        found: dict[int, list[Attempt]] = {seq: [] for seq in seqs}
+        for row in await self._read("attempt_list", {"seqs": list(seqs)}):
+            found[row["delivery_seq"]].append(Attempt.model_validate(dict(row)))
+        return found
+
+    async def redeliver(self, event_id: str, subscription_id: str | None, now: float) -> int:
+        params = {"event_id": event_id, "subscription_id": subscription_id, "now": now}
+
+        def steps() -> Steps[int]:
+            queued: int = yield Execute("deliveries_redeliver", params)
+            if subscription_id is not None:
+                new = params | {"id": new_id("dlv")}
+                queued += yield Execute("delivery_insert_for_subscription", new)
+            return queued
+
+        queued = await self._run(steps)
+        if queued:
+            self.notify("deliveries")
+        return queued
+
+    async def recover(
+        self, subscription_id: str, since: float, until: float, now: float, limit: int
+    ) -> int:
+        params = {
+            "subscription_id": subscription_id,
+            "since": since,
+            "until": until,
+            "now": now,
+            "limit": limit,
+        }
+        queued = await self._execute("deliveries_recover", params)
+        if queued:
+            self.notify("deliveries")
+        return queued
+
+    async def claim_deliveries(
+        self, worker: str, now: float, limit: int, lease: float, cap: int
+    ) -> list[DeliveryTask]:
+        params = {
+            "worker": worker,
+            "until": now + lease,
+            "now": now,
+            "limit": limit,
+            "cap": cap,
+            # Enough candidates that targets at their cap rarely crowd out the others.
+            "scan": limit * 4,
+        }
+
+        def steps() -> Steps[list[DeliveryTask]]:
+            yield Fetch("delivery_claim_lock", {})
+            claimed = yield Fetch("delivery_claim", params)
+            if not claimed:
+                return []
+            seqs = [row["seq"] for row in claimed]
+            rows = yield Fetch("delivery_tasks", {"seqs": seqs, "now": now})
+            return [_task(row) for row in rows]
+
+        return await self._run(steps)
+
+    async def record_attempts(
+        self, worker: str, results: Sequence[AttemptResult], disable_after: float
+    ) -> None:
+        now = time.time()
+        rows = [
+            {
+                "seq": result.seq,
+                "subscription_id": result.subscription_id,
+                "worker": worker,
+                "status": result.status,
+                "next_attempt_at": result.next_attempt_at,
+                "status_code": result.status_code,
+                "error": result.error,
+                "error_class": result.error_class,
+                "attempted_at": result.attempted_at,
+                "duration_ms": result.duration_ms,
+                "response_body": result.response_body,
+            }
+            for result in sorted(results, key=lambda result: result.attempted_at)
+        ]
+        deferred = [row for row in rows if row["status"] == "deferred"]
+        attempted = [row for row in rows if row["status"] != "deferred"]
+        health = [row for row in attempted if row["subscription_id"] is not None]
+        gone = [
+            {"id": result.subscription_id, "reason": result.disable_reason, "now": now}
+            for result in results
+            if result.disable_reason and result.subscription_id
+        ]
+
+        def steps() -> Steps[None]:
+            yield ExecuteMany("delivery_defer", deferred)
+            yield ExecuteMany("delivery_record", attempted)
+            yield ExecuteMany("attempt_insert", attempted)
+            yield ExecuteMany(
+                "subscription_succeeded", [r for r in health if r["status"] == "succeeded"]
+            )
+            yield ExecuteMany(
+                "subscription_failed", [r for r in health if r["status"] != "succeeded"]
+            )
+            failing = yield Fetch("subscriptions_failing_too_long", {"cutoff": now - disable_after})
+            disable = gone + [
+                {"id": row["id"], "reason": failing_reason(row["failing_since"], now), "now": now}
+                for row in failing
+            ]
+            for subscription_to_disable in disable:
+                if (yield Execute("subscription_disable", subscription_to_disable)):
+                    yield Execute("deliveries_skip_for_subscription", subscription_to_disable)
+
+        await self._run(steps)
+        # Recorded outcomes free their targets' capacity (and retries may be due): look again.
+        self.notify("deliveries")
+
+    async def delivery_stats(self) -> DeliveryStats:
+        found = {row["status"]: row for row in await self._read("delivery_stats", {})}
+        pending, failed = found.get("pending"), found.get("failed")
+        return DeliveryStats(
+            pending=pending["n"] if pending else 0,
+            failed=failed["n"] if failed else 0,
+            oldest_pending_at=pending["oldest"] if pending else None,
+        )
+
+    async def expire(self, cutoff: float, batch: int) -> int:
+        params = {"cutoff": cutoff, "batch": batch}
+
+        def steps() -> Steps[int]:
+            removed = 0
+            for query in ("events_expire", "attempts_expire", "webhooks_expire"):
+                removed += yield Execute(query, params)
+            return removed
+
+        return await self._run(steps)
+
+    async def release_claims(self, worker: str) -> None:
+        def steps() -> Steps[None]:
+            for query in ("release_jobs", "release_webhooks", "release_deliveries"):
+                yield Execute(query, {"worker": worker})
+
+        await self._run(steps)
+
+
+def _task(row: Any) -> DeliveryTask:
+    # By position: the hot path's rows (sqlite3.Row, asyncpg.Record) are read the cheapest way.
+    return DeliveryTask(
+        seq=row[0],
+        id=row[1],
+        event_id=row[2],
+        subscription_id=row[3],
+        url=row[4],
+        attempt_count=row[5],
+        payload=row[6],
+        secrets=[secret for secret in (row[7], row[8]) if secret],
+        rate_limit=row[9],
+    )
