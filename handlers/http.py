@@ -1,0 +1,119 @@
+"""The one way handlers call a provider's API: every failure mapped to Transient or Permanent.
+
+Connect errors, timeouts, 5xx, 429 and unreadable JSON are transient (the caller retries, honouring
+Retry-After); any other 4xx is permanent and carries the provider's own message, and so is a
+redirect that is not followed (asking again gives the same redirect). `request_json` reads JSON
+answers; `stream` opens a download (a video, an image) to be read as it arrives.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar
+
+import httpx2 as httpx
+from pydantic import BaseModel, ValidationError
+
+from handlers.base import PermanentError, TransientError
+
+MAX_MESSAGE = 1000
+Model = TypeVar("Model", bound=BaseModel)
+
+
+async def request_json(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> Any:
+    host = httpx.URL(url).host
+    with _transport_errors(host):
+        response = await http.request(method, url, **kwargs)
+    _check(response, host)
+    try:
+        return response.json()
+    except ValueError:
+        code = response.status_code
+        raise TransientError(f"{host} answered malformed JSON (HTTP {code})") from None
+
+
+@asynccontextmanager
+async def stream(
+    http: httpx.AsyncClient, method: str, url: str, **kwargs: Any
+) -> AsyncIterator[httpx.Response]:
+    """A response whose body is read as it arrives (`aiter_bytes`), failures classified as
+    `request_json` classifies them."""
+    host = httpx.URL(url).host
+    with _transport_errors(host):
+        async with http.stream(method, url, **kwargs) as response:
+            if not response.is_success:
+                await response.aread()
+                _check(response, host)
+            yield response
+
+
+@contextmanager
+def _transport_errors(host: str | None) -> Iterator[None]:
+    try:
+        yield
+    except httpx.TimeoutException:
+        raise TransientError(f"timed out calling {host}") from None
+    except httpx.TransportError as exc:
+        raise TransientError(f"could not reach {host}: {type(exc).__name__}") from None
+
+
+def _check(response: httpx.Response, host: str | None) -> None:
+    code = response.status_code
+    if code == 429 or code >= 500:
+        raise TransientError(
+            f"{host} answered HTTP {code}: {provider_message(response)}",
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+    if code >= 400:
+        raise PermanentError(provider_message(response))
+    if code >= 300:
+        raise PermanentError(f"{host} answered a redirect that is not followed (HTTP {code})")
+
+
+def parse(model: type[Model], data: Any) -> Model:
+    """Validate a provider payload; a payload of the wrong shape is transient, never a crash."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise TransientError(f"unexpected provider payload at {where}: {first['msg']}") from None
+
+
+def provider_message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text.strip()[:MAX_MESSAGE] or f"HTTP {response.status_code}"
+    return (message_in(data) or response.text.strip())[:MAX_MESSAGE]
+
+
+def message_in(data: Any) -> str | None:
+    """Finds the human message in the error shapes providers use: {"error": {"message"}},
+    {"error": "…"}, {"message": "…"}, {"detail": "…"} and FastAPI's {"detail": [{"msg"}]}."""
+    if isinstance(data, str):
+        return data or None
+    if isinstance(data, list) and data:
+        return message_in(data[0])
+    if isinstance(data, dict):
+        for key in ("error", "message", "detail", "msg", "error_message"):
+            if key in data and (found := message_in(data[key])):
+                return found
+    return None
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
