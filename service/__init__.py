@@ -1,0 +1,1 @@
+"""videohooks: the HTTP API, the job engine, the worker loops and the CLI."""

@@ -1,0 +1,28 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from service.api.common import context
+from service.metrics import refresh_queue_gauges
+from storage import StorageError
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    try:
+        await context(request).store.ping()
+    except StorageError as exc:
+        return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+async def metrics(request: Request) -> Response:
+    await refresh_queue_gauges(context(request).store)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

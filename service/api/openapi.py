@@ -1,0 +1,377 @@
+"""GET /openapi.json, built from the same pydantic models the endpoints validate and render with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from service.models import (
+    EVENT_TYPES,
+    CallbackSecretOut,
+    CreateSubscription,
+    CreateVideo,
+    Deleted,
+    DeliveryOut,
+    ErrorResponse,
+    EventOut,
+    ListOf,
+    Queued,
+    Recover,
+    Redeliver,
+    SubscriptionOut,
+    TestDelivery,
+    UpdateSubscription,
+    Video,
+)
+from storage.records import DELIVERY_STATUSES, JOB_STATUSES
+
+REF = "#/components/schemas/{model}"
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    responses: dict[int, type[BaseModel] | None]
+    body: type[BaseModel] | None = None
+    query: tuple[dict[str, Any], ...] = ()
+    headers: tuple[dict[str, Any], ...] = ()
+    errors: tuple[int, ...] = (401,)
+    authenticated: bool = True
+    # The JSON body may be left out altogether.
+    optional_body: bool = False
+    # Any bytes are accepted (a provider's webhook).
+    raw_body: bool = False
+    # A 200 answer is the output's bytes, not JSON.
+    binary: bool = False
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _after(kind: str) -> dict[str, Any]:
+    return _query(
+        "after", {"type": "string"}, f"cursor: the id of the last {kind} of the previous page"
+    )
+
+
+LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "page size (default 20)")
+SINCE = _query("since", {"type": "integer", "minimum": 0}, "Unix seconds: created at or after")
+DELIVERY_STATUS = _query(
+    "status", {"type": "string", "enum": list(DELIVERY_STATUSES)}, "only deliveries in this status"
+)
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+OPERATIONS = (
+    Operation(
+        "post",
+        "/v1/videos",
+        "Submit a video job",
+        {202: Video, 200: Video},
+        body=CreateVideo,
+        headers=(IDEMPOTENCY_KEY,),
+        errors=(400, 401, 409, 413, 422),
+    ),
+    Operation(
+        "get",
+        "/v1/videos",
+        "List video jobs, newest first",
+        {200: ListOf[Video]},
+        query=(
+            _query("status", {"type": "string", "enum": list(JOB_STATUSES)}, "only this status"),
+            LIMIT,
+            _after("video"),
+        ),
+        errors=(401, 422),
+    ),
+    Operation(
+        "get", "/v1/videos/{video_id}", "Retrieve a video job", {200: Video}, errors=(401, 404)
+    ),
+    Operation(
+        "get",
+        "/v1/videos/{video_id}/content",
+        "An output's bytes (a redirect, or streamed)",
+        {200: None, 307: None},
+        query=(_query("output", {"type": "integer", "minimum": 0}, "output index (default 0)"),),
+        errors=(401, 404, 422, 502),
+        binary=True,
+    ),
+    Operation(
+        "post",
+        "/v1/subscriptions",
+        "Create a subscription",
+        {201: SubscriptionOut},
+        body=CreateSubscription,
+        errors=(400, 401, 413, 422),
+    ),
+    Operation(
+        "get",
+        "/v1/subscriptions",
+        "List subscriptions",
+        {200: ListOf[SubscriptionOut]},
+        query=(LIMIT, _after("subscription")),
+        errors=(401, 422),
+    ),
+    Operation(
+        "get",
+        "/v1/subscriptions/{subscription_id}",
+        "Retrieve a subscription",
+        {200: SubscriptionOut},
+        errors=(401, 404),
+    ),
+    Operation(
+        "patch",
+        "/v1/subscriptions/{subscription_id}",
+        "Update a subscription",
+        {200: SubscriptionOut},
+        body=UpdateSubscription,
+        errors=(400, 401, 404, 413, 422),
+    ),
+    Operation(
+        "delete",
+        "/v1/subscriptions/{subscription_id}",
+        "Delete a subscription",
+        {200: Deleted},
+        errors=(401, 404),
+    ),
+    Operation(
+        "get",
+        "/v1/subscriptions/{subscription_id}/deliveries",
+        "A subscription's deliveries with their attempts",
+        {200: ListOf[DeliveryOut]},
+        query=(DELIVERY_STATUS, SINCE, LIMIT, _after("delivery")),
+        errors=(401, 404, 422),
+    ),
+    Operation(
+        "post",
+        "/v1/subscriptions/{subscription_id}/recover",
+        "Queue again the failed and skipped deliveries of a period",
+        {202: Queued},
+        body=Recover,
+        errors=(400, 401, 404, 413, 422),
+    ),
+    Operation(
+        "post",
+        "/v1/subscriptions/{subscription_id}/rotate-secret",
+        "Rotate the signing secret",
+        {200: SubscriptionOut},
+        errors=(401, 404),
+    ),
+    Operation(
+        "post",
+        "/v1/subscriptions/{subscription_id}/test",
+        "Send a signed webhook.test now",
+        {200: TestDelivery},
+        errors=(401, 404),
+    ),
+    Operation(
+        "get",
+        "/v1/events",
+        "List events, newest first",
+        {200: ListOf[EventOut]},
+        query=(
+            _query("type", {"type": "string", "enum": list(EVENT_TYPES)}, "only this type"),
+            LIMIT,
+            _after("event"),
+        ),
+        errors=(401, 422),
+    ),
+    Operation(
+        "get", "/v1/events/{event_id}", "Retrieve an event", {200: EventOut}, errors=(401, 404)
+    ),
+    Operation(
+        "get",
+        "/v1/events/{event_id}/deliveries",
+        "An event's deliveries with their attempts",
+        {200: ListOf[DeliveryOut]},
+        query=(LIMIT, _after("delivery")),
+        errors=(401, 404, 422),
+    ),
+    Operation(
+        "post",
+        "/v1/events/{event_id}/redeliver",
+        "Send an event again",
+        {202: Queued},
+        body=Redeliver,
+        optional_body=True,
+        errors=(400, 401, 404, 413, 422),
+    ),
+    Operation(
+        "get",
+        "/v1/deliveries",
+        "Find deliveries, newest first",
+        {200: ListOf[DeliveryOut]},
+        query=(
+            DELIVERY_STATUS,
+            _query("subscription_id", {"type": "string"}, "only this subscription's"),
+            SINCE,
+            LIMIT,
+            _after("delivery"),
+        ),
+        errors=(401, 422),
+    ),
+    Operation(
+        "get",
+        "/v1/callback-secret",
+        "The secrets signing callback deliveries",
+        {200: CallbackSecretOut},
+    ),
+    Operation(
+        "post",
+        "/v1/callback-secret/rotate",
+        "Rotate the callback secret",
+        {200: CallbackSecretOut},
+        errors=(401, 409),
+    ),
+    Operation(
+        "post",
+        "/hooks/{provider}/{token}",
+        "Receive a provider's webhook (per-job callback)",
+        {202: None, 200: None},
+        errors=(400, 401, 404, 413),
+        authenticated=False,
+        raw_body=True,
+    ),
+    Operation(
+        "post",
+        "/hooks/{provider}",
+        "Receive a provider's account-level webhook",
+        {202: None, 200: None},
+        errors=(400, 401, 404, 413),
+        authenticated=False,
+        raw_body=True,
+    ),
+    Operation("get", "/healthz", "Liveness", {200: None}, errors=(), authenticated=False),
+    Operation(
+        "get",
+        "/readyz",
+        "Readiness: the database is reachable",
+        {200: None, 503: None},
+        errors=(),
+        authenticated=False,
+    ),
+)
+
+_DESCRIPTIONS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    307: "Redirect to the output",
+    400: "Invalid JSON",
+    401: "Unauthorized",
+    404: "Not found",
+    409: "Conflict",
+    413: "Payload too large",
+    422: "Invalid request",
+    502: "The provider could not serve it",
+    503: "Unavailable",
+}
+
+
+@cache
+def document() -> dict[str, Any]:
+    models: list[tuple[type[BaseModel], Any]] = [(ErrorResponse, "serialization")]
+    for operation in OPERATIONS:
+        if operation.body is not None:
+            models.append((operation.body, "validation"))
+        models += [(model, "serialization") for model in operation.responses.values() if model]
+    refs, definitions = models_json_schema(list(dict.fromkeys(models)), ref_template=REF)
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in OPERATIONS:
+        paths.setdefault(operation.path, {})[operation.method] = _operation(operation, refs)
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    metrics = {
+        "summary": "Prometheus metrics",
+        "responses": {"200": {"description": "OK", "content": text}},
+    }
+    paths["/metrics"] = {"get": metrics}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "videohooks",
+            "version": "0.1.0",
+            "description": "Signed webhooks for AI video generation.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _operation(operation: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _path_names(operation.path)
+    ]
+    parameters += list(operation.query) + list(operation.headers)
+    result: dict[str, Any] = {"summary": operation.summary, "parameters": parameters}
+    result["responses"] = {
+        str(status): _response(operation, status, model, refs)
+        for status, model in operation.responses.items()
+    }
+    error = {"application/json": {"schema": refs[(ErrorResponse, "serialization")]}}
+    for status in operation.errors:
+        result["responses"][str(status)] = {"description": _DESCRIPTIONS[status], "content": error}
+    if operation.body is not None:
+        schema = refs[(operation.body, "validation")]
+        result["requestBody"] = {
+            "required": not operation.optional_body,
+            "content": {"application/json": {"schema": schema}},
+        }
+    elif operation.raw_body:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        result["requestBody"] = {"required": False, "content": {"application/octet-stream": binary}}
+    if operation.authenticated:
+        result["security"] = [{"bearer": []}]
+    return result
+
+
+def _response(
+    operation: Operation, status: int, model: type[BaseModel] | None, refs: dict[Any, Any]
+) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": _DESCRIPTIONS[status]}
+    if status == 307:
+        return response  # a redirect has no body to describe
+    if operation.binary:
+        response["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+    else:
+        schema = refs[(model, "serialization")] if model is not None else {"type": "object"}
+        response["content"] = {"application/json": {"schema": schema}}
+    return response
+
+
+def query_names(method: str, path: str) -> frozenset[str]:
+    """The query parameters an operation declares (none for an undocumented one)."""
+    for operation in OPERATIONS:
+        if (operation.method, operation.path) == (method, path):
+            return frozenset(parameter["name"] for parameter in operation.query)
+    return frozenset()
+
+
+def _path_names(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(document())

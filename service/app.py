@@ -1,0 +1,214 @@
+"""The ASGI application: routes, authentication, the body-size limit and error rendering."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api import (
+    callbacks,
+    deliveries,
+    events,
+    health,
+    openapi,
+    receiver,
+    subscriptions,
+    videos,
+)
+from service.context import Context, hash_api_key
+from service.errors import (
+    ApiError,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    Unavailable,
+)
+from storage import StorageError
+
+log = logging.getLogger("videohooks.api")
+
+MAX_BODY = 1024 * 1024
+
+
+def create_app(context: Context) -> Starlette:
+    app = Starlette(
+        routes=_routes(context),
+        middleware=[Middleware(BodyLimit), Middleware(Authenticate, context=context)],
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            StorageError: _storage_error,
+            Exception: _unexpected_error,
+        },
+    )
+    app.state.context = context
+    return app
+
+
+def _routes(context: Context) -> list[BaseRoute]:
+    routes: list[BaseRoute] = [
+        _route("/v1/videos", get=videos.list_, post=videos.create),
+        _route("/v1/videos/{video_id}", get=videos.retrieve),
+        _route("/v1/videos/{video_id}/content", get=videos.content),
+        _route("/v1/subscriptions", get=subscriptions.list_, post=subscriptions.create),
+        _route(
+            "/v1/subscriptions/{subscription_id}",
+            get=subscriptions.retrieve,
+            patch=subscriptions.update,
+            delete=subscriptions.delete,
+        ),
+        _route("/v1/subscriptions/{subscription_id}/deliveries", get=subscriptions.deliveries),
+        _route("/v1/subscriptions/{subscription_id}/recover", post=subscriptions.recover),
+        _route(
+            "/v1/subscriptions/{subscription_id}/rotate-secret", post=subscriptions.rotate_secret
+        ),
+        _route("/v1/subscriptions/{subscription_id}/test", post=subscriptions.test),
+        _route("/v1/events", get=events.list_),
+        _route("/v1/events/{event_id}", get=events.retrieve),
+        _route("/v1/events/{event_id}/deliveries", get=events.deliveries),
+        _route("/v1/events/{event_id}/redeliver", post=events.redeliver),
+        _route("/v1/deliveries", get=deliveries.list_),
+        _route("/v1/callback-secret", get=callbacks.retrieve),
+        _route("/v1/callback-secret/rotate", post=callbacks.rotate),
+        # Providers may add their own query parameters to our callback URLs.
+        _route("/hooks/{provider}/{token}", any_query=True, post=receiver.receive),
+        _route("/hooks/{provider}", any_query=True, post=receiver.receive_account),
+        _route("/healthz", get=health.healthz),
+        _route("/readyz", get=health.readyz),
+        _route("/metrics", get=health.metrics),
+        _route("/openapi.json", get=openapi.openapi),
+    ]
+    if context.simulator is not None:
+        routes.append(Mount("/simulator", app=context.simulator.app))
+    return routes
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _route(path: str, any_query: bool = False, **endpoints: Endpoint) -> Route:
+    """One route per path, so that a 405 names every method the path allows; each method takes
+    exactly the query parameters its operation declares in the OpenAPI document."""
+    allowed = {method: openapi.query_names(method, path) for method in endpoints}
+
+    async def dispatch(request: Request) -> Response:
+        method = "get" if request.method == "HEAD" else request.method.lower()
+        unknown = set(request.query_params) - allowed[method]
+        if unknown and not any_query:
+            raise InvalidRequest.field(sorted(unknown)[0], "is not a parameter of this operation")
+        return await endpoints[method](request)
+
+    return Route(path, dispatch, methods=[method.upper() for method in endpoints])
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return NotFound("no such route").response()
+    if exc.status_code == 405:
+        allowed = _MethodNotAllowed("method not allowed on this route", headers=exc.headers)
+        return allowed.response()
+    error = ApiError(str(exc.detail))
+    error.status, error.code = exc.status_code, "http_error"
+    return error.response()
+
+
+async def _storage_error(request: Request, exc: Exception) -> Response:
+    log.warning("storage unavailable", extra={"error": str(exc)})
+    return Unavailable(
+        "the database is busy or unreachable; retry shortly", headers={"retry-after": "1"}
+    ).response()
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error", extra={"path": request.url.path})
+    return ApiError("internal error").response()
+
+
+class _MethodNotAllowed(ApiError):
+    status, code = 405, "method_not_allowed"
+
+
+class BodyLimit:
+    """Refuses bodies over 1 MiB with 413 before reading them whole: at once when Content-Length
+    says so, otherwise as soon as the streamed body passes the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            error = PayloadTooLarge(f"request bodies are limited to {self.limit} bytes")
+            await error.response()(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise PayloadTooLarge(f"request bodies are limited to {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class Authenticate:
+    """Bearer API keys on every /v1 route. Keys are compared by SHA-256 hash: configured keys
+    (VIDEOHOOKS_API_KEYS) when set, else the generated key whose hash is stored."""
+
+    def __init__(self, app: ASGIApp, context: Context) -> None:
+        self.app = app
+        self.context = context
+        self.known: set[str] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (
+            not scope["path"].startswith("/v1/") and scope["path"] != "/v1"
+        ):
+            await self.app(scope, receive, send)
+            return
+        key_hash = await self._authenticate(dict(scope["headers"]).get(b"authorization", b""))
+        if key_hash is None:
+            error = Unauthorized(
+                "missing or invalid API key; send Authorization: Bearer <key>",
+                headers={"www-authenticate": "Bearer"},
+            )
+            await error.response()(scope, receive, send)
+            return
+        scope["api_key_hash"] = key_hash
+        await self.app(scope, receive, send)
+
+    async def _authenticate(self, header: bytes) -> str | None:
+        scheme, _, key = header.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            return None
+        key_hash = hash_api_key(key.strip())
+        if self.context.configured_key_hashes:
+            return key_hash if key_hash in self.context.configured_key_hashes else None
+        if key_hash in self.known:
+            return key_hash
+        if await self.context.store.api_key_known(key_hash):
+            self.known.add(key_hash)
+            return key_hash
+        return None

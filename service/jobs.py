@@ -1,0 +1,336 @@
+"""Drives jobs through their state machine: submit, poll, apply what webhooks and polls report,
+fall back to the next model when an attempt fails, and turn a terminal status into the job's one
+event with its deliveries.
+
+The store enforces the rules (forward-only status, one terminal transition); this module decides
+what to ask of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from handlers.base import (
+    JobError,
+    PermanentError,
+    ProviderStatus,
+    SubmitRequest,
+    TransientError,
+    names_job,
+)
+from service import metrics
+from service.context import Context
+from service.models import Video
+from service.retry import Backoff, PollPolicy
+from storage.ids import new_id
+from storage.records import (
+    Event,
+    InboundWebhook,
+    Job,
+    JobFinal,
+    JobProgress,
+    NewDelivery,
+    Subscription,
+)
+
+log = logging.getLogger("videohooks.jobs")
+
+
+def event_object(event_id: str, event_type: str, created_at: float, video: Video) -> dict[str, Any]:
+    """The Event exactly as every subscriber receives it."""
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": event_type,
+        "created_at": int(created_at),
+        "data": video.model_dump(mode="json"),
+    }
+
+
+def matches(filter_: dict[str, str] | None, event: dict[str, Any]) -> bool:
+    """Every dot path of the filter names a field of the event equal to its value; a non-string
+    field is compared by its JSON text."""
+    for path, expected in (filter_ or {}).items():
+        value: Any = event
+        for part in path.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return False
+            value = value[part]
+        if (value if isinstance(value, str) else json.dumps(value)) != expected:
+            return False
+    return True
+
+
+def route_event(
+    job: Job, event: dict[str, Any], subscriptions: Sequence[Subscription]
+) -> list[NewDelivery]:
+    """One delivery per subscription that wants the event (skipped, to recover later, when the
+    subscription is disabled), and one to the job's callback_url."""
+    deliveries = [
+        NewDelivery(
+            subscription_id=subscription.id,
+            url=subscription.url,
+            status="pending" if subscription.status == "active" else "skipped",
+        )
+        for subscription in subscriptions
+        if event["type"] in subscription.events and matches(subscription.filter, event)
+    ]
+    if job.callback_url:
+        deliveries.append(NewDelivery(subscription_id=None, url=job.callback_url))
+    return deliveries
+
+
+class JobEngine:
+    def __init__(self, context: Context, worker_id: str) -> None:
+        self.context = context
+        self.store = context.store
+        self.worker_id = worker_id
+        settings = context.settings
+        self.poll_policy = PollPolicy(minimum=settings.poll_min, maximum=settings.poll_max)
+        self.submit_backoff = Backoff(first=settings.poll_min, cap=300.0)
+
+    # -- claimed work -----------------------------------------------------------------------
+
+    async def handle(self, job: Job) -> None:
+        """One step for a claimed job: time it out, submit it, or poll it."""
+        if time.time() >= job.deadline_at:
+            hours = self.context.settings.job_timeout / 3600
+            error = JobError(code="timeout", message=f"no terminal status within {hours:g} h")
+            await self.finish(job, "failed", error=error)
+        elif job.provider_job_id is None:
+            await self.submit(job)
+        else:
+            await self.poll(job)
+
+    async def submit(self, job: Job) -> None:
+        provider = self.context.provider(job.provider)
+        if provider is None or not provider.configured:
+            metrics.SUBMISSIONS.labels(job.provider, "not_configured").inc()
+            variable = f"VIDEOHOOKS_{job.provider.upper()}_API_KEY"
+            message = f"provider {job.provider!r} is not configured (set {variable})"
+            await self.attempt_failed(
+                job, JobError(code="provider_not_configured", message=message)
+            )
+            return
+        callback_url = (
+            self.context.receiver_url(job.provider, job.id, job.attempt_no)
+            if provider.webhooks
+            else None
+        )
+        try:
+            report = await provider.submit(self.submit_request(job, callback_url))
+        except TransientError as exc:
+            metrics.SUBMISSIONS.labels(job.provider, "transient_error").inc()
+            await self.retry_later(
+                job, exc, self.submit_backoff.delay(job.check_count + 1, exc.retry_after)
+            )
+            return
+        except PermanentError as exc:
+            metrics.SUBMISSIONS.labels(job.provider, "rejected").inc()
+            await self.attempt_failed(job, JobError(code=exc.code, message=exc.message))
+            return
+        metrics.SUBMISSIONS.labels(job.provider, "accepted").inc()
+        now = time.time()
+        attempts = _with_attempt(job, provider_job_id=report.provider_job_id)
+        first_check = (
+            self.context.settings.webhook_grace if callback_url else self.poll_policy.first_delay()
+        )
+        progress = JobProgress(
+            report.status if not report.terminal else "in_progress",
+            report.progress,
+            report.provider_job_id,
+        )
+        recorded = await self.store.record_submission(
+            job, self.worker_id, progress, attempts, now, min(now + first_check, job.deadline_at)
+        )
+        log.info(
+            "submitted",
+            extra={"job_id": job.id, "provider": job.provider, "webhook": bool(callback_url)},
+        )
+        if recorded and report.terminal:
+            job = job.model_copy(
+                update={"provider_job_id": report.provider_job_id, "attempts": attempts}
+            )
+            await self.apply(job, report)
+
+    async def poll(self, job: Job) -> None:
+        provider = self.context.provider(job.provider)
+        if provider is None:
+            message = f"provider {job.provider!r} is no longer configured"
+            await self.attempt_failed(
+                job, JobError(code="provider_not_configured", message=message)
+            )
+            return
+        assert job.provider_job_id is not None
+        try:
+            report = await provider.fetch_status(job.provider_job_id)
+        except TransientError as exc:
+            metrics.POLLS.labels(job.provider, "transient_error").inc()
+            delay = self.poll_policy.next_delay(job.check_count, 0.0, retry_after=exc.retry_after)
+            await self.retry_later(job, exc, delay)
+            return
+        except PermanentError as exc:
+            metrics.POLLS.labels(job.provider, "permanent_error").inc()
+            await self.attempt_failed(job, JobError(code="provider_error", message=exc.message))
+            return
+        metrics.POLLS.labels(job.provider, report.status).inc()
+        await self.apply(job, report, polled=True)
+
+    async def retry_later(self, job: Job, exc: TransientError, delay: float) -> None:
+        log.warning(
+            "provider call failed, will retry",
+            extra={
+                "job_id": job.id,
+                "provider": job.provider,
+                "error": exc.message,
+                "retry_in_s": round(delay, 2),
+            },
+        )
+        next_check = min(time.time() + delay, job.deadline_at)
+        await self.store.reschedule_job(job.id, self.worker_id, next_check, job.check_count + 1)
+
+    # -- observations -----------------------------------------------------------------------
+
+    async def apply(self, job: Job, report: ProviderStatus, polled: bool = False) -> None:
+        """Applies one observation of the provider job to our job."""
+        if report.status == "completed":
+            await self.finish(job, "completed", outputs=[o.model_dump() for o in report.outputs])
+        elif report.status == "failed":
+            error = report.error or JobError(
+                code="generation_failed", message="the provider reported failure"
+            )
+            await self.attempt_failed(job, error)
+        elif polled:
+            now = time.time()
+            delay = self.poll_policy.next_delay(
+                job.check_count,
+                now - (job.submitted_at or job.created_at),
+                progress=report.progress,
+                eta=report.eta_s,
+            )
+            await self.store.record_progress(
+                job.id,
+                job.attempt_no,
+                JobProgress(report.status, report.progress),
+                now,
+                worker=self.worker_id,
+                next_check_at=min(now + delay, job.deadline_at),
+            )
+        else:
+            progress = JobProgress(report.status, report.progress, report.provider_job_id)
+            await self.store.record_progress(job.id, job.attempt_no, progress, time.time())
+
+    async def attempt_failed(self, job: Job, error: JobError) -> None:
+        """The current attempt failed: move on to the next fallback model, or fail the job."""
+        attempts = _with_attempt(job, error=error.model_dump())
+        chain = [job.request["model"], *job.request.get("fallback_models", [])]
+        if job.attempt_no + 1 >= len(chain):
+            await self.finish(job, "failed", error=error, attempts=attempts)
+            return
+        model = chain[job.attempt_no + 1]
+        provider = model.split("/", 1)[0]
+        attempts.append(
+            {"provider": provider, "model": model, "provider_job_id": None, "error": None}
+        )
+        switched = await self.store.switch_attempt(
+            job.id, job.attempt_no, model, provider, attempts, time.time()
+        )
+        if switched:
+            log.info(
+                "falling back", extra={"job_id": job.id, "model": model, "error": error.message}
+            )
+
+    async def finish(
+        self,
+        job: Job,
+        status: str,
+        outputs: list[dict[str, Any]] | None = None,
+        error: JobError | None = None,
+        attempts: list[dict[str, Any]] | None = None,
+    ) -> bool:
+        now = time.time()
+        final = JobFinal(
+            status=status,
+            progress=100 if status == "completed" else job.progress,
+            outputs=outputs or [],
+            error=None if error is None else error.model_dump(),
+            attempts=attempts if attempts is not None else job.attempts,
+            completed_at=now,
+        )
+        finished_job = job.model_copy(
+            update={
+                "status": status,
+                "progress": final.progress,
+                "outputs": final.outputs,
+                "error": final.error,
+                "attempts": final.attempts,
+                "updated_at": now,
+                "completed_at": now,
+            }
+        )
+        event_type = f"video.{status}"
+        event_id = new_id("evt")
+        video = Video.from_job(finished_job, self.context.settings.public_url)
+        body = event_object(event_id, event_type, now, video)
+        event = Event(
+            id=event_id,
+            type=event_type,
+            job_id=job.id,
+            payload=json.dumps(body, separators=(",", ":")),
+            created_at=now,
+        )
+        finished = await self.store.finish_job(
+            job.id,
+            job.attempt_no,
+            final,
+            event,
+            lambda subscriptions: route_event(finished_job, body, subscriptions),
+        )
+        if finished:
+            metrics.EVENTS.labels(event_type).inc()
+            log.info(
+                "job finished", extra={"job_id": job.id, "status": status, "event_id": event_id}
+            )
+        return finished
+
+    # -- received webhooks ------------------------------------------------------------------
+
+    async def process_webhook(self, hook: InboundWebhook) -> bool:
+        """Applies one received webhook; False when it must wait (the submission that created
+        the provider job is not recorded yet)."""
+        job = await self.store.get_job(hook.job_id)
+        if job is None or job.terminal or job.attempt_no != hook.attempt_no:
+            return True
+        if job.provider_job_id is None:
+            return False
+        if hook.trusted and hook.report is not None:
+            report = ProviderStatus.model_validate(hook.report)
+            if names_job(job.provider_job_id, report.provider_job_id) and not report.refetch:
+                await self.apply(
+                    job, report.model_copy(update={"provider_job_id": job.provider_job_id})
+                )
+                return True
+        # Unsigned or unreadable: only a reason to ask the provider now.
+        await self.store.poke_job(job.id, time.time())
+        return True
+
+    def submit_request(self, job: Job, callback_url: str | None) -> SubmitRequest:
+        request = dict(job.request)
+        del request["model"], request["fallback_models"]
+        return SubmitRequest(
+            job_id=job.id,
+            model=job.model.split("/", 1)[1],
+            metadata=job.metadata,
+            callback_url=callback_url,
+            **request,
+        )
+
+
+def _with_attempt(job: Job, **changes: Any) -> list[dict[str, Any]]:
+    attempts = [dict(attempt) for attempt in job.attempts]
+    attempts[job.attempt_no] |= changes
+    return attempts

@@ -1,0 +1,57 @@
+"""Prometheus metrics.
+
+Counters and histograms count what this process did (the worker's delivery, poll and submission
+counters appear on `serve`'s /metrics, or on a worker's own VIDEOHOOKS_METRICS_LISTEN). Queue
+depths are read from the database when /metrics is scraped, so any web process reports them for
+the whole deployment.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from storage import Store
+
+DELIVERIES = Counter(
+    "videohooks_deliveries",
+    "Delivery attempts by outcome: succeeded, retrying, failed (no attempts left), deferred (rate"
+    " limit), and by subscription (callback for a job's own callback_url).",
+    ["outcome", "subscription"],
+)
+ATTEMPT_SECONDS = Histogram(
+    "videohooks_delivery_attempt_seconds",
+    "Duration of delivery attempts, from connect to the first 4 KiB of the answer.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30),
+)
+PENDING = Gauge("videohooks_deliveries_pending", "Deliveries waiting to be sent or retried.")
+FAILED = Gauge("videohooks_deliveries_failed", "Deliveries that used every attempt (kept).")
+OLDEST_PENDING = Gauge(
+    "videohooks_oldest_pending_delivery_seconds", "Age of the oldest delivery still pending."
+)
+POLLS = Counter(
+    "videohooks_polls",
+    "Status polls by provider and result (a status, or transient_error / permanent_error).",
+    ["provider", "result"],
+)
+WEBHOOKS = Counter(
+    "videohooks_webhooks",
+    "Provider webhooks received, by provider and result: accepted, ignored (duplicate or late),"
+    " rejected (bad token or signature), mismatch (a body about another job).",
+    ["provider", "result"],
+)
+SUBMISSIONS = Counter(
+    "videohooks_submissions",
+    "Submissions to providers by result: accepted, transient_error, rejected, not_configured.",
+    ["provider", "result"],
+)
+EVENTS = Counter("videohooks_events", "Terminal events created, by type.", ["type"])
+
+
+async def refresh_queue_gauges(store: Store) -> None:
+    stats = await store.delivery_stats()
+    PENDING.set(stats.pending)
+    FAILED.set(stats.failed)
+    oldest = stats.oldest_pending_at
+    OLDEST_PENDING.set(0 if oldest is None else max(0.0, time.time() - oldest))

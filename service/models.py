@@ -1,0 +1,337 @@
+"""The HTTP API's shapes: what requests must look like and what responses are."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from handlers import implemented
+from handlers.base import CONTENT_URL_PREFIX
+from storage.records import Attempt as AttemptRecord
+from storage.records import Delivery as DeliveryRecord
+from storage.records import Job
+from storage.records import Subscription as SubscriptionRecord
+
+EventType = Literal["video.completed", "video.failed"]
+EVENT_TYPES: tuple[str, ...] = ("video.completed", "video.failed")
+VideoStatus = Literal["queued", "in_progress", "completed", "failed"]
+MAX_METADATA_KEYS = 16
+_MODEL = re.compile(r"^([a-z0-9_-]+)/(\S+)$")
+
+T = TypeVar("T")
+
+
+def _model_id(value: str) -> str:
+    match = _MODEL.match(value)
+    if match is None:
+        raise ValueError("must be provider/model, e.g. simulator/default or nanogpt/veo3")
+    if match.group(1) not in implemented():
+        raise ValueError(f"unknown provider {match.group(1)!r}; known: {', '.join(implemented())}")
+    return value
+
+
+# The pattern tells clients (and the OpenAPI document) which providers exist; the validator gives
+# the readable error.
+ModelId = Annotated[
+    str,
+    Field(max_length=200, json_schema_extra={"pattern": f"^({'|'.join(implemented())})/\\S+$"}),
+    AfterValidator(_model_id),
+]
+ShortText = Annotated[str, Field(max_length=200)]
+
+
+class Strict(BaseModel):
+    """Request bodies: unknown fields are errors, and values must have their JSON type (no true
+    taken for 1, no "5" for 5)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CreateVideo(Strict):
+    model: ModelId
+    prompt: str | None = Field(default=None, max_length=20_000)
+    negative_prompt: str | None = Field(default=None, max_length=20_000)
+    duration: float | None = Field(default=None, gt=0, le=3600)
+    resolution: ShortText | None = None
+    aspect_ratio: ShortText | None = None
+    size: ShortText | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
+    image_url: str | None = Field(
+        default=None, max_length=900_000, json_schema_extra={"pattern": "^(https?://|data:)"}
+    )
+    input: dict[str, Any] = Field(default_factory=dict)
+    fallback_models: list[ModelId] = Field(default_factory=list, max_length=5)
+    callback_url: str | None = Field(default=None, max_length=2000)
+    metadata: dict[
+        Annotated[str, Field(min_length=1, max_length=40)], Annotated[str, Field(max_length=500)]
+    ] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_METADATA_KEYS:
+            raise ValueError(f"at most {MAX_METADATA_KEYS} keys")
+        for key in value:
+            if not 0 < len(key) <= 40:
+                raise ValueError("keys must be 1 to 40 characters")
+        return value
+
+    @field_validator("image_url")
+    @classmethod
+    def _image_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://", "data:")):
+            raise ValueError("must be an http(s) URL or a data: URL")
+        return value
+
+    def provider(self) -> str:
+        return self.model.split("/", 1)[0]
+
+
+class Output(BaseModel):
+    url: str
+    content_type: str
+
+
+class VideoError(BaseModel):
+    code: str
+    message: str
+
+
+class Attempt(BaseModel):
+    provider: str
+    model: str
+    provider_job_id: str | None = None
+    error: VideoError | None = None
+
+
+class Video(BaseModel):
+    id: str
+    object: Literal["video"] = "video"
+    status: VideoStatus
+    model: str
+    provider: str
+    provider_job_id: str | None
+    progress: int = Field(ge=0, le=100)
+    outputs: list[Output]
+    error: VideoError | None
+    metadata: dict[str, str]
+    callback_url: str | None
+    attempts: list[Attempt]
+    created_at: int
+    updated_at: int
+    completed_at: int | None
+
+    @classmethod
+    def from_job(cls, job: Job, public_url: str | None) -> Video:
+        """The job as the API shows it. Outputs only the provider can serve point at our
+        content endpoint (absolute when VIDEOHOOKS_PUBLIC_URL is set)."""
+        outputs = [
+            Output(
+                url=_content_url(job.id, output["url"], public_url),
+                content_type=output["content_type"],
+            )
+            for output in job.outputs
+        ]
+        return cls(
+            id=job.id,
+            status=job.status,  # type: ignore[arg-type]
+            model=job.model,
+            provider=job.provider,
+            provider_job_id=job.provider_job_id,
+            progress=job.progress,
+            outputs=outputs,
+            error=None if job.error is None else VideoError.model_validate(job.error),
+            metadata=job.metadata,
+            callback_url=job.callback_url,
+            attempts=[Attempt.model_validate(attempt) for attempt in job.attempts],
+            created_at=int(job.created_at),
+            updated_at=int(job.updated_at),
+            completed_at=None if job.completed_at is None else int(job.completed_at),
+        )
+
+
+def _content_url(video_id: str, url: str, public_url: str | None) -> str:
+    if not url.startswith(CONTENT_URL_PREFIX):
+        return url
+    index = url.removeprefix(CONTENT_URL_PREFIX)
+    return f"{public_url or ''}/v1/videos/{video_id}/content?output={index}"
+
+
+class EventOut(BaseModel):
+    id: str
+    object: Literal["event"] = "event"
+    type: EventType
+    created_at: int
+    data: Video
+
+
+_FILTER_PATH = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
+
+# Exact matches on event fields by dot path, e.g. {"data.metadata.user_id": "42"}: every entry
+# must match. A non-string field matches the JSON text of its value ("data.progress": "100").
+Filter = Annotated[
+    dict[
+        Annotated[str, Field(max_length=200, pattern=_FILTER_PATH.pattern)],
+        Annotated[str, Field(max_length=500)],
+    ],
+    Field(max_length=16),
+]
+
+
+def _check_filter(value: dict[str, str] | None) -> dict[str, str] | None:
+    for path in value or {}:
+        if not _FILTER_PATH.match(path):
+            raise ValueError(f"{path!r} is not a dot path like data.metadata.user_id")
+    return value
+
+
+class SubscriptionFields(Strict):
+    description: str | None = Field(default=None, max_length=500)
+    filter: Filter | None = None
+    max_in_flight: int | None = Field(default=None, ge=1, le=1000)
+    rate_limit: float | None = Field(default=None, gt=0, le=10_000)
+
+    @field_validator("filter")
+    @classmethod
+    def _filter_paths(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return _check_filter(value)
+
+
+class CreateSubscription(SubscriptionFields):
+    url: str = Field(max_length=2000)
+    events: list[EventType] = Field(default_factory=lambda: list(EVENT_TYPES), min_length=1)
+
+    @field_validator("events")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+class UpdateSubscription(SubscriptionFields):
+    url: str | None = Field(default=None, max_length=2000)
+    events: list[EventType] | None = Field(default=None, min_length=1)
+    status: Literal["active", "disabled"] | None = None
+
+    @field_validator("url", "events", "status", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    object: Literal["subscription"] = "subscription"
+    url: str
+    events: list[EventType]
+    description: str | None
+    status: Literal["active", "disabled"]
+    disabled_reason: str | None
+    filter: dict[str, str] | None
+    max_in_flight: int | None
+    rate_limit: float | None
+    secret: str
+    previous_secret_expires_at: int | None
+    created_at: int
+    updated_at: int
+
+    @classmethod
+    def from_record(cls, record: SubscriptionRecord) -> SubscriptionOut:
+        expires = record.previous_secret_expires_at
+        return cls.model_validate(
+            record.model_dump()
+            | {
+                "created_at": int(record.created_at),
+                "updated_at": int(record.updated_at),
+                "previous_secret_expires_at": None if expires is None else int(expires),
+            }
+        )
+
+
+class Recover(Strict):
+    since: int = Field(ge=0, description="Unix seconds: deliveries created at or after")
+    until: int | None = Field(default=None, ge=0, description="Unix seconds: created before")
+
+
+class Redeliver(Strict):
+    subscription_id: str | None = Field(default=None, max_length=100)
+
+
+class Queued(BaseModel):
+    object: Literal["queued"] = "queued"
+    queued: int
+    has_more: bool = False
+
+
+class AttemptOut(BaseModel):
+    attempted_at: int
+    status_code: int | None
+    duration_ms: float
+    error: str | None
+    error_class: str | None
+    response_body: str | None
+
+
+class TestDelivery(BaseModel):
+    object: Literal["test_delivery"] = "test_delivery"
+    succeeded: bool
+    event: dict[str, Any]
+    attempt: AttemptOut
+
+
+class CallbackSecretOut(BaseModel):
+    object: Literal["callback_secret"] = "callback_secret"
+    secrets: list[str] = Field(description="The secrets signing callback deliveries, newest first")
+
+
+class Deleted(BaseModel):
+    id: str
+    object: str
+    deleted: Literal[True] = True
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    object: Literal["delivery"] = "delivery"
+    event_id: str
+    subscription_id: str | None
+    url: str
+    status: Literal["pending", "succeeded", "failed", "skipped", "cancelled"]
+    attempt_count: int
+    next_attempt_at: int | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: int
+    delivered_at: int | None
+    attempts: list[AttemptOut]
+
+    @classmethod
+    def from_record(cls, record: DeliveryRecord, attempts: list[AttemptRecord]) -> DeliveryOut:
+        data = record.model_dump()
+        for key in ("next_attempt_at", "created_at", "delivered_at"):
+            data[key] = None if data[key] is None else int(data[key])
+        data["attempts"] = [
+            attempt.model_dump() | {"attempted_at": int(attempt.attempted_at)}
+            for attempt in attempts
+        ]
+        return cls.model_validate(data)
+
+
+class ListOf(BaseModel, Generic[T]):
+    object: Literal["list"] = "list"
+    data: list[T]
+    has_more: bool
+    next_cursor: str | None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,141 @@
+"""Runs the processes of the Procfile (and `serve`, both in one): the HTTP API under uvicorn, the
+worker, or both, stopping them together on SIGTERM or SIGINT after draining."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+from collections.abc import Callable, Generator
+from contextlib import AsyncExitStack
+from types import TracebackType
+
+import prometheus_client
+import uvicorn
+from starlette.types import ASGIApp
+
+from service.app import create_app
+from service.context import Context, hash_api_key, new_api_key, running
+from service.settings import Settings
+from service.worker import Worker
+
+
+class HttpServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the process installs one handler that stops the
+    API and the worker together (uvicorn's would re-raise SIGTERM once the API has stopped and
+    kill the process before the worker drains)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def local_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class Service:
+    """The API (when given a listening socket) and/or the worker, sharing one context."""
+
+    def __init__(
+        self, settings: Settings, listen: socket.socket | None = None, worker: bool = True
+    ) -> None:
+        self.settings = settings
+        self.socket = listen
+        self.url = local_url(listen) if listen is not None else None
+        self.with_worker = worker
+        self.context: Context
+        self.worker: Worker | None = None
+        self.http: HttpServer | None = None
+        self._stack = AsyncExitStack()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> Service:
+        self.context = await self._stack.enter_async_context(running(self.settings, self.url))
+        if self.socket is not None:
+            self.http = HttpServer(create_app(self.context))
+            self._tasks.append(asyncio.create_task(self.http.serve(sockets=[self.socket])))
+        if self.with_worker:
+            self.worker = Worker(self.context)
+            self._tasks.append(asyncio.create_task(self.worker.run()))
+        while self.http is not None and not self.http.started:
+            if self._tasks[0].done():
+                await self._tasks[0]  # raises why the API could not start
+            await asyncio.sleep(0.01)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._stack.aclose()
+        if self.socket is not None:
+            self.socket.close()
+
+    def stop(self) -> None:
+        if self.http is not None:
+            self.http.should_exit = True
+        if self.worker is not None:
+            self.worker.stop()
+
+    async def wait(self) -> list[BaseException]:
+        """Until one part ends (a stop, or a crash, which then stops the others); the failures."""
+        await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        self.stop()
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        return [result for result in results if isinstance(result, BaseException)]
+
+
+async def announce_api_key(context: Context, say: Callable[[str], None]) -> None:
+    if context.settings.api_keys:
+        say("API keys: from VIDEOHOOKS_API_KEYS")
+        return
+    key = new_api_key()
+    if await context.store.add_first_api_key(hash_api_key(key)):
+        say(f"API key (shown once; only its hash is stored): {key}")
+    else:
+        say("API key: generated at first start (create another with `videohooks api-key`)")
+
+
+async def run(settings: Settings, host: str | None, port: int, worker: bool) -> int:
+    """The CLI's process: runs until SIGTERM or SIGINT, then drains and exits 0."""
+    listen = bind(host, port) if host is not None else None
+    async with Service(settings, listen, worker) as service:
+        if service.url is not None:
+            await announce_api_key(service.context, print)
+            role = "serving" if worker else "API"
+            print(f"videohooks {role} on {service.url} (database {settings.database_url})")
+        else:
+            assert service.worker is not None
+            print(f"videohooks worker {service.worker.id} (database {settings.database_url})")
+            if settings.metrics_listen is not None:
+                host, port = settings.metrics_listen
+                prometheus_client.start_http_server(port, addr=host)
+        sys.stdout.flush()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, service.stop)
+        failures = await service.wait()
+    for failure in failures:
+        print(f"videohooks: {type(failure).__name__}: {failure}", file=sys.stderr)
+    return 1 if failures else 0
