@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.databases import database
+from tests.support.service import fast_env
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """SQLite, unless the module runs its tests on every backend:
+    pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)"""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+async def database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    async with database(backend, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    return fast_env(tmp_path) | {"VIDEOHOOKS_DATABASE_URL": database_url}

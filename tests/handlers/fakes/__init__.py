@@ -1,0 +1,1 @@
+"""Fake provider servers, one module per provider, each defining `Fake` (a `FakeProvider`)."""

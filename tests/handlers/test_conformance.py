@@ -1,0 +1,153 @@
+"""What every provider handler must do, checked against each provider's fake over real HTTP.
+
+A provider joins this suite by adding tests/handlers/fakes/<provider>.py; its own test module
+covers what is particular to it (field names, status table, webhook signatures).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+
+from handlers import handler_class
+from handlers.base import PermanentError, Provider, SubmitRequest, TransientError
+from tests.handlers.fakes.base import FakeProvider, serve
+from tests.support.servers import eventually
+from tests.support.service import running_service
+from tests.support.subscriber import recording_subscriber
+
+PROVIDERS = sorted(
+    path.stem
+    for path in (Path(__file__).parent / "fakes").glob("*.py")
+    if path.stem not in ("__init__", "base")
+)
+
+
+def dig(data: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        data = data[part]
+    return data
+
+
+def nest(dotted: str, value: Any) -> dict[str, Any]:
+    *parents, leaf = dotted.split(".")
+    nested: dict[str, Any] = {leaf: value}
+    for parent in reversed(parents):
+        nested = {parent: nested}
+    return nested
+
+
+@pytest.fixture(params=PROVIDERS)
+def provider(request) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def fake(provider: str):
+    module = importlib.import_module(f"tests.handlers.fakes.{provider}")
+    async with serve(module.Fake()) as running:
+        yield running
+
+
+@pytest.fixture
+async def handler(fake: FakeProvider):
+    async with httpx.AsyncClient(timeout=httpx.Timeout(1.0)) as http:
+        yield handler_class(fake.name)(fake.config(), http)
+
+
+def a_request(fake: FakeProvider, **fields: Any) -> SubmitRequest:
+    return SubmitRequest(
+        job_id="vid_conformance", model=fake.model, **({"prompt": "a red fox"} | fields)
+    )
+
+
+async def test_submit_sends_the_credential_and_merges_input(fake, handler: Provider):
+    report = await handler.submit(a_request(fake, input={"custom_option": "on"}))
+    [recorded] = fake.submissions()
+    assert fake.authenticated(recorded)
+    fields = fake.submitted(recorded)
+    assert dig(fields, fake.prompt_field) == "a red fox"
+    assert fields["custom_option"] == "on"
+    assert report.provider_job_id
+    assert report.status in ("queued", "in_progress")
+
+
+async def test_input_wins_over_the_normalized_fields(fake, handler: Provider):
+    await handler.submit(
+        a_request(fake, prompt="normalized", input=nest(fake.prompt_field, "from input"))
+    )
+    assert dig(fake.submitted(fake.submissions()[0]), fake.prompt_field) == "from input"
+
+
+async def test_a_rejection_is_permanent_and_carries_the_providers_message(fake, handler: Provider):
+    fake.script("submit", 400, fake.error_body("the prompt is not allowed"))
+    with pytest.raises(PermanentError) as raised:
+        await handler.submit(a_request(fake))
+    assert "the prompt is not allowed" in raised.value.message
+
+
+TRANSIENT = {
+    "server error": dict(status=500, body={"error": {"message": "internal"}}),
+    "bad gateway": dict(status=502, body="<html>bad gateway</html>"),
+    "rate limited": dict(
+        status=429, body={"error": {"message": "slow down"}}, headers={"retry-after": "7"}
+    ),
+    "timeout": dict(status=200, body={}, delay=1.5),
+    "malformed JSON": dict(status=200, body="{not json"),
+    "truncated JSON": dict(status=200, body='{"id": "abc", "sta'),
+    "wrong shape": dict(status=200, body=["unexpected"]),
+}
+
+
+@pytest.mark.parametrize("case", TRANSIENT)
+async def test_transient_failures_on_submit_and_status(fake, handler: Provider, case):
+    fake.script("submit", **TRANSIENT[case])
+    with pytest.raises(TransientError) as raised:
+        await handler.submit(a_request(fake))
+    if case == "rate limited":
+        assert raised.value.retry_after == 7
+    report = await handler.submit(a_request(fake))
+    fake.script("status", **TRANSIENT[case])
+    with pytest.raises(TransientError):
+        await handler.fetch_status(report.provider_job_id)
+
+
+async def test_every_normalized_status_round_trips(fake, handler: Provider):
+    report = await handler.submit(a_request(fake))
+    for status in ("queued", "in_progress", "completed", "failed"):
+        fake.set_status(fake.latest(), status)
+        seen = await handler.fetch_status(report.provider_job_id)
+        assert seen.status == status
+        assert seen.progress is None or 0 <= seen.progress <= 100
+        if status == "completed":
+            assert seen.outputs and all(output.content_type for output in seen.outputs)
+        if status == "failed":
+            assert seen.error is not None and seen.error.message
+
+
+async def test_an_unknown_status_is_in_progress_and_logged(fake, handler: Provider, caplog):
+    report = await handler.submit(a_request(fake))
+    fake.set_raw_status(fake.latest(), "warp_speed")
+    with caplog.at_level(logging.WARNING, logger="videohooks"):
+        seen = await handler.fetch_status(report.provider_job_id)
+    assert seen.status == "in_progress"
+    assert any("warp_speed" in str(vars(record)) for record in caplog.records)
+
+
+async def test_a_job_runs_through_the_service(fake, env):
+    env |= fake.env()
+    async with recording_subscriber() as subscriber, running_service(env, public=False) as svc:
+        await svc.subscribe(subscriber.url)
+        video = await svc.submit(model=f"{fake.name}/{fake.model}", input={})
+        await eventually(lambda: fake.jobs)
+        fake.set_status(fake.latest(), "completed")
+        await eventually(lambda: subscriber.received, timeout=15)
+        event = subscriber.received[0].event
+        assert event["type"] == "video.completed"
+        assert event["data"]["id"] == video["id"] and event["data"]["provider"] == fake.name
+        assert event["data"]["outputs"]

@@ -1,0 +1,71 @@
+"""Runs `videohooks` commands as real processes, as an operator would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+
+class Process:
+    def __init__(self, proc: asyncio.subprocess.Process, log: Path) -> None:
+        self.proc = proc
+        self.log = log
+        self.lines: list[str] = []
+
+    @classmethod
+    async def start(cls, args: list[str], env: dict[str, str], cwd: Path) -> Process:
+        full_env = {
+            key: value for key, value in os.environ.items() if not key.startswith("VIDEOHOOKS_")
+        }
+        full_env |= {"VIDEOHOOKS_LOG_FORMAT": "json"} | env
+        # stderr (the logs) goes to a file so that a chatty process never blocks on a full pipe.
+        log = cwd / f"{args[0]}-{len(list(cwd.glob('*.log')))}.log"
+        with log.open("wb") as stderr:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "service",
+                *args,
+                env=full_env,
+                cwd=cwd,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+            )
+        return cls(proc, log)
+
+    async def expect(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        """Reads stdout until a line matches `pattern`."""
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await self.proc.stdout.readline()
+                if not raw:
+                    raise AssertionError(
+                        f"exited before printing {pattern!r}: {await self.stderr()}"
+                    )
+                line = raw.decode().rstrip()
+                self.lines.append(line)
+                if match := re.search(pattern, line):
+                    return match
+
+    async def url(self) -> str:
+        return (await self.expect(r"on (http://\S+)")).group(1)
+
+    def signal(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        self.proc.send_signal(sig)
+
+    async def exit_code(self, timeout: float = 30.0) -> int:
+        async with asyncio.timeout(timeout):
+            return await self.proc.wait()
+
+    async def stderr(self) -> str:
+        return self.log.read_text()
+
+    async def stop(self) -> int:
+        if self.proc.returncode is None:
+            self.signal()
+        return await self.exit_code()

@@ -1,0 +1,351 @@
+"""The store's behaviour, the same for every backend: state machine rules, leases, the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+
+import pytest
+
+from storage import open_store, sql
+from storage.ids import new_id
+from storage.records import (
+    AttemptResult,
+    Event,
+    Job,
+    JobFinal,
+    JobProgress,
+    NewDelivery,
+    Subscription,
+)
+from tests.support.databases import BACKENDS
+
+pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+async def store(database_url):
+    opened = await open_store(database_url)
+    await opened.migrate()
+    yield opened
+    await opened.close()
+
+
+DISABLE_AFTER = 5 * 86400
+
+
+def a_job(**changes) -> Job:
+    now = time.time()
+    fields = dict(
+        id=new_id("vid"),
+        status="queued",
+        model="simulator/default",
+        provider="simulator",
+        request={"model": "simulator/default"},
+        attempts=[
+            {
+                "provider": "simulator",
+                "model": "simulator/default",
+                "provider_job_id": None,
+                "error": None,
+            }
+        ],
+        created_at=now,
+        updated_at=now,
+        deadline_at=now + 3600,
+        next_check_at=now,
+    )
+    return Job(**(fields | changes))
+
+
+def an_event(job: Job) -> Event:
+    event_id = new_id("evt")
+    return Event(
+        id=event_id,
+        type="video.completed",
+        job_id=job.id,
+        payload=json.dumps({"id": event_id}),
+        created_at=time.time(),
+    )
+
+
+def final(status: str = "completed") -> JobFinal:
+    return JobFinal(
+        status=status, progress=100, outputs=[], error=None, attempts=[], completed_at=time.time()
+    )
+
+
+def to(url: str):
+    return lambda subscriptions: [NewDelivery(subscription_id=None, url=url)]
+
+
+async def test_migrate_is_idempotent_and_versioned(store):
+    await store.migrate()
+    await store.migrate()
+    assert await store.schema_version() == max(m.version for m in sql.migrations("sqlite"))
+    assert [m.version for m in sql.migrations("postgres")] == [
+        m.version for m in sql.migrations("sqlite")
+    ]
+
+
+async def test_meta_keeps_the_first_value(store):
+    assert await store.meta_get_or_set("k", "a") == "a"
+    assert await store.meta_get_or_set("k", "b") == "a"
+
+
+async def test_first_api_key_is_stored_once(store):
+    assert await store.add_first_api_key("h1")
+    assert not await store.add_first_api_key("h2")
+    assert await store.api_key_known("h1") and not await store.api_key_known("h2")
+
+
+async def test_idempotency_key_clash_returns_the_existing_job(store):
+    first, created = await store.create_job(a_job(idempotency_key="k", request_hash="x"))
+    assert created
+    again, created = await store.create_job(a_job(idempotency_key="k", request_hash="y"))
+    assert not created and again.id == first.id and again.request_hash == "x"
+
+
+async def test_claims_hold_until_the_lease_lapses(store):
+    job, _ = await store.create_job(a_job())
+    now = time.time()
+    assert [j.id for j in await store.claim_jobs("w1", now, 10, 30, ())] == [job.id]
+    assert await store.claim_jobs("w2", now + 1, 10, 30, ()) == []
+    assert [j.id for j in await store.claim_jobs("w2", now + 31, 10, 30, ())] == [job.id]
+    # w1 lost the claim: its writes are ignored.
+    assert not await store.reschedule_job(job.id, "w1", now + 5, 1)
+    assert await store.reschedule_job(job.id, "w2", now + 5, 1)
+
+
+async def test_claims_skip_saturated_providers(store):
+    await store.create_job(a_job(provider="nanogpt"))
+    await store.create_job(a_job())
+    claimed = await store.claim_jobs("w", time.time(), 10, 30, {"nanogpt"})
+    assert [job.provider for job in claimed] == ["simulator"]
+
+
+async def test_status_only_moves_forward_and_progress_only_up(store):
+    job, _ = await store.create_job(a_job(provider_job_id="p1"))
+    now = time.time()
+    await store.record_progress(job.id, 0, JobProgress("in_progress", 40), now)
+    await store.record_progress(job.id, 0, JobProgress("queued", 10), now)
+    stored = await store.get_job(job.id)
+    assert (stored.status, stored.progress) == ("in_progress", 40)
+
+
+async def test_exactly_one_terminal_transition_under_concurrency(store):
+    job, _ = await store.create_job(a_job(provider_job_id="p1"))
+    results = await asyncio.gather(
+        *(store.finish_job(job.id, 0, final(), an_event(job), to("http://x")) for _ in range(20))
+    )
+    assert results.count(True) == 1
+    page = await store.list_events(None, 100, None)
+    assert len(page.items) == 1
+    assert len((await store.list_deliveries(event_id=page.items[0].id)).items) == 1
+    # A terminal job never changes again.
+    assert not await store.record_progress(job.id, 0, JobProgress("in_progress", 5), time.time())
+    assert not await store.finish_job(job.id, 0, final("failed"), an_event(job), to("http://x"))
+    assert (await store.get_job(job.id)).status == "completed"
+
+
+async def test_the_terminal_transition_is_atomic(store):
+    job, _ = await store.create_job(a_job())
+
+    def broken_router(subscriptions):
+        raise RuntimeError("crash while routing")
+
+    with pytest.raises(RuntimeError):
+        await store.finish_job(job.id, 0, final(), an_event(job), broken_router)
+    assert (await store.get_job(job.id)).status == "queued"
+    assert (await store.list_events(None, 10, None)).items == []
+
+
+async def test_switch_attempt_is_conditional_on_the_attempt(store):
+    job, _ = await store.create_job(a_job(provider_job_id="p1"))
+    attempts = [*job.attempts, {"provider": "nanogpt", "model": "nanogpt/x"}]
+    assert await store.switch_attempt(job.id, 0, "nanogpt/x", "nanogpt", attempts, time.time())
+    assert not await store.switch_attempt(job.id, 0, "nanogpt/y", "nanogpt", attempts, time.time())
+    stored = await store.get_job(job.id)
+    assert (stored.attempt_no, stored.provider, stored.provider_job_id) == (1, "nanogpt", None)
+    # A report for the old attempt is ignored.
+    assert not await store.finish_job(job.id, 0, final(), an_event(job), to("http://x"))
+
+
+async def test_router_sees_subscriptions_and_skipped_deliveries_are_not_due(store):
+    now = time.time()
+    for status in ("active", "disabled"):
+        await store.create_subscription(
+            Subscription(
+                id=new_id("sub"),
+                url=f"http://{status}",
+                events=["video.completed"],
+                status=status,
+                secret="whsec_x",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    job, _ = await store.create_job(a_job())
+
+    def route(subscriptions):
+        return [
+            NewDelivery(s.id, s.url, "pending" if s.status == "active" else "skipped")
+            for s in subscriptions
+        ]
+
+    event = an_event(job)
+    assert await store.finish_job(job.id, 0, final(), event, route)
+    statuses = sorted(d.status for d in (await store.list_deliveries(event_id=event.id)).items)
+    assert statuses == ["pending", "skipped"]
+    claimed = await store.claim_deliveries("w", time.time() + 1, 10, 30, 10)
+    assert [task.url for task in claimed] == ["http://active"]
+    assert claimed[0].secrets == ["whsec_x"] and json.loads(claimed[0].payload) == {"id": event.id}
+
+
+async def test_deliveries_are_claimed_under_lease_and_recorded(store):
+    job, _ = await store.create_job(a_job())
+    event = an_event(job)
+    await store.finish_job(job.id, 0, final(), event, to("http://a"))
+    now = time.time() + 1
+    [task] = await store.claim_deliveries("w1", now, 10, 30, 10)
+    assert await store.claim_deliveries("w2", now, 10, 30, 10) == []
+    await store.record_attempts(
+        "w1",
+        [
+            AttemptResult(
+                task.seq,
+                None,
+                now,
+                12.0,
+                "pending",
+                now + 5,
+                500,
+                "HTTP 500",
+                "http_status",
+                "oops",
+            )
+        ],
+        DISABLE_AFTER,
+    )
+    [delivery] = (await store.list_deliveries(event_id=event.id)).items
+    assert (delivery.status, delivery.attempt_count, delivery.last_status_code) == (
+        "pending",
+        1,
+        500,
+    )
+    assert await store.claim_deliveries("w2", now + 1, 10, 30, 10) == []  # not due yet
+    [again] = await store.claim_deliveries("w2", now + 6, 10, 30, 10)
+    await store.release_claims("w2")
+    [retaken] = await store.claim_deliveries("w3", now + 6, 10, 30, 10)
+    assert again.seq == retaken.seq == task.seq
+    await store.record_attempts(
+        "w2", [AttemptResult(task.seq, None, now, 1.0, "succeeded", None, 200)], DISABLE_AFTER
+    )
+    assert ((await store.list_deliveries(event_id=event.id)).items)[
+        0
+    ].status == "pending"  # w2 no longer held it
+    await store.record_attempts(
+        "w3", [AttemptResult(task.seq, None, now, 1.0, "succeeded", None, 200)], DISABLE_AFTER
+    )
+    [delivery] = (await store.list_deliveries(event_id=event.id)).items
+    assert (delivery.status, delivery.attempt_count) == ("succeeded", 2)
+
+
+async def test_events_list_newest_first_with_a_stable_cursor(store):
+    ids = []
+    for _ in range(5):
+        job, _ = await store.create_job(a_job())
+        event = an_event(job)
+        await store.finish_job(job.id, 0, final(), event, to("http://a"))
+        ids.append(event.id)
+    first = await store.list_events(None, 2, None)
+    assert [e.id for e in first.items] == ids[::-1][:2] and first.has_more
+    rest = await store.list_events(None, 10, first.items[-1].id)
+    assert [e.id for e in rest.items] == ids[::-1][2:] and not rest.has_more
+
+
+async def test_webhook_inbox_claims_defers_and_finishes(store):
+    job, _ = await store.create_job(a_job())
+    now = time.time()
+    await store.add_webhook(job.id, "simulator", 0, True, {"status": "completed"}, b"{}", now)
+    [hook] = await store.claim_webhooks("w", now, 10, 30)
+    assert hook.trusted and hook.report == {"status": "completed"}
+    await store.defer_webhook(hook.id, now + 5)
+    assert await store.claim_webhooks("w", now + 1, 10, 30) == []
+    [again] = await store.claim_webhooks("w", now + 6, 10, 30)
+    await store.finish_webhooks([again.id], now + 6)
+    assert await store.claim_webhooks("w", now + 100, 10, 30) == []
+
+
+async def test_poke_brings_the_next_check_forward(store):
+    job, _ = await store.create_job(a_job(next_check_at=time.time() + 600))
+    assert await store.claim_jobs("w", time.time(), 10, 30, ()) == []
+    await store.poke_job(job.id, time.time())
+    assert [j.id for j in await store.claim_jobs("w", time.time() + 0.01, 10, 30, ())] == [job.id]
+
+
+async def test_deleting_a_subscription_cancels_its_pending_deliveries(store):
+    now = time.time()
+    subscription = Subscription(
+        id=new_id("sub"),
+        url="http://a",
+        events=["video.completed"],
+        secret="whsec_x",
+        created_at=now,
+        updated_at=now,
+    )
+    await store.create_subscription(subscription)
+    job, _ = await store.create_job(a_job())
+    event = an_event(job)
+    await store.finish_job(
+        job.id, 0, final(), event, lambda subs: [NewDelivery(s.id, s.url) for s in subs]
+    )
+    assert await store.delete_subscription(subscription.id, now)
+    assert not await store.delete_subscription(subscription.id, now)
+    assert [d.status for d in (await store.list_deliveries(event_id=event.id)).items] == [
+        "cancelled"
+    ]
+
+
+async def test_concurrent_claims_never_overlap_nor_exceed_the_cap(store):
+    now = time.time()
+    for _ in range(50):
+        job, _ = await store.create_job(a_job())
+        await store.finish_job(
+            job.id,
+            0,
+            final(),
+            an_event(job),
+            lambda subs: [NewDelivery(None, f"http://target-{n}") for n in range(4)],
+        )
+    claims = await asyncio.gather(
+        *(store.claim_deliveries(f"w{n}", now + 1, 30, 30, 10) for n in range(8))
+    )
+    claimed = [task for batch in claims for task in batch]
+    assert len({task.seq for task in claimed}) == len(claimed) == 40  # 4 targets x cap 10
+    assert {url: n for url, n in Counter(task.url for task in claimed).items()} == {
+        f"http://target-{n}": 10 for n in range(4)
+    }
+
+
+async def test_a_failing_transaction_among_concurrent_ones_rolls_back_alone(store):
+    jobs = [(await store.create_job(a_job()))[0] for _ in range(10)]
+
+    def broken(subscriptions):
+        raise RuntimeError("crash while routing")
+
+    outcomes = await asyncio.gather(
+        *(
+            store.finish_job(
+                job.id, 0, final(), an_event(job), broken if n == 4 else to("http://a")
+            )
+            for n, job in enumerate(jobs)
+        ),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[4], RuntimeError)
+    assert [outcome for n, outcome in enumerate(outcomes) if n != 4] == [True] * 9
+    assert (await store.get_job(jobs[4].id)).status == "queued"
+    assert len((await store.list_events(None, 100, None)).items) == 9
