@@ -6,8 +6,10 @@ covers what is particular to it (field names, status table, webhook signatures).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,23 @@ async def test_transient_failures_on_submit_and_status(fake, handler: Provider, 
     fake.script("status", **TRANSIENT[case])
     with pytest.raises(TransientError):
         await handler.fetch_status(report.provider_job_id)
+
+
+def a_closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_provider_that_cannot_be_reached_is_transient(fake, provider: str):
+    config = dataclasses.replace(fake.config(), base_url=f"http://127.0.0.1:{a_closed_port()}")
+    async with httpx.AsyncClient(timeout=httpx.Timeout(1.0)) as http:
+        unreachable = handler_class(provider)(config, http)
+        with pytest.raises(TransientError):
+            await unreachable.submit(a_request(fake))
+        with pytest.raises(TransientError):
+            await unreachable.fetch_status("job-that-was-submitted-before")
+    assert fake.submissions() == []
 
 
 async def test_every_normalized_status_round_trips(fake, handler: Provider):
