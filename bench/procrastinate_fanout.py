@@ -6,7 +6,7 @@ N events × M subscribers are deferred as fast as procrastinate takes them (each
 together, as a job completing would), while a procrastinate worker runs them; the numbers are
 deliveries/s and p50/p99 from an event's creation to its receipt, as in bench/fanout.py.
 
-    .venv/bin/pip install procrastinate   # a benchmark-only dependency
+    .venv/bin/pip install -e '.[bench]'   # procrastinate is a benchmark-only dependency
     .venv/bin/python bench/procrastinate_fanout.py --database-url postgresql://postgres@127.0.0.1:5432/test
 """
 

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 RETRY_AFTER_CAP = 3600.0
 ESTIMATE_MARGIN = 0.1
 ESTIMATE_SLACK = 0.05
+PROGRESS_ROUNDING = 0.5
+# A predicted finish earns a longer gap than blind backoff: the poll in between would only
+# confirm that the job is still running (bench/polling.py).
+ESTIMATE_CAP_FACTOR = 2.0
 
 
 def _jittered(delay: float, jitter: float) -> float:
@@ -56,8 +60,8 @@ class PollPolicy:
 
     Without a hint, polls back off geometrically from `minimum` to `maximum`. When the provider
     reports an ETA, or progress from which one follows (elapsed × remaining / done), the next poll
-    goes to the predicted finish instead, never later than `maximum` from now: few polls for long
-    jobs, little lag at the end.
+    goes to the predicted finish instead, never later than twice `maximum` from now: few polls for
+    long jobs, little lag at the end.
     """
 
     minimum: float = 2.0
@@ -78,12 +82,18 @@ class PollPolicy:
     ) -> float:
         estimate = eta
         if estimate is None and progress and 0 < progress < 100 and elapsed > 0:
-            estimate = elapsed * (100 - progress) / progress
+            # Progress arrives in whole percent, so the job may be half a point further along
+            # than it says: estimate its earliest finish, or a poll planned early in a job
+            # overshoots by the rounding (up to 10 % of the job at 5 % done).
+            ahead = progress + PROGRESS_ROUNDING
+            estimate = elapsed * (100 - ahead) / ahead
         if estimate is not None:
             # A little after the predicted finish: estimates err both ways, and a poll that comes
             # early costs a second one; a few percent of lag saves it (bench/polling.py).
             delay = estimate * (1 + ESTIMATE_SLACK) + ESTIMATE_MARGIN
+            cap = self.maximum * ESTIMATE_CAP_FACTOR
         else:
             delay = _jittered(self.minimum * self.growth**polls_made, self.jitter)
-        delay = min(max(delay, self.minimum / 4), self.maximum)
+            cap = self.maximum
+        delay = min(max(delay, self.minimum / 4), cap)
         return max(delay, min(retry_after or 0.0, RETRY_AFTER_CAP))

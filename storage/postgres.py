@@ -42,13 +42,6 @@ T = TypeVar("T")
 Q = sql.queries("postgres")
 # pg_advisory_xact_lock key for migrations: "videohooks" read as a number, any constant would do.
 MIGRATION_LOCK = 0x766964656F686F6F
-MIGRATIONS_TABLE = (
-    "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
-    "name text NOT NULL, applied_at double precision NOT NULL)"
-)
-RECORD_MIGRATION = (
-    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :name, :now)"
-)
 # Deadlocks and serialization failures are resolved by running the transaction again.
 RETRIED = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 ATTEMPTS = 5
@@ -231,18 +224,18 @@ class PostgresStore(SqlStore):
         def steps() -> Steps[None]:
             # Processes starting together queue here; each then sees what the others applied.
             yield Fetch("SELECT pg_advisory_xact_lock(:key)", {"key": MIGRATION_LOCK})
-            yield Execute(MIGRATIONS_TABLE, {})
-            applied = {row[0] for row in (yield Fetch("SELECT version FROM schema_migrations", {}))}
+            yield Execute("migrations_table", {})
+            applied = {row[0] for row in (yield Fetch("migrations_applied", {}))}
             for migration in sql.migrations("postgres"):
                 if migration.version not in applied:
                     yield Execute(migration.sql, {})
-                    yield Execute(RECORD_MIGRATION, migration.record())
+                    yield Execute("migration_record", migration.record())
                     log.info("migrated", extra={"version": migration.version})
 
         await self._run(steps)
 
     async def schema_version(self) -> int:
-        rows = await self._read("SELECT max(version) AS version FROM schema_migrations", {})
+        rows = await self._read("schema_version", {})
         return int(rows[0]["version"] or 0)
 
     async def ping(self) -> None:

@@ -37,13 +37,6 @@ log = logging.getLogger("videohooks.storage")
 
 T = TypeVar("T")
 Q = sql.queries("sqlite")
-MIGRATIONS_TABLE = (
-    "CREATE TABLE IF NOT EXISTS schema_migrations "
-    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-)
-RECORD_MIGRATION = (
-    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :name, :now)"
-)
 BUSY_TIMEOUT_MS = 5000
 BUSY_BUDGET = 120.0
 
@@ -172,19 +165,19 @@ class SQLiteStore(SqlStore):
 
     async def migrate(self) -> None:
         def steps() -> Steps[None]:
-            yield Execute(MIGRATIONS_TABLE, {})
-            applied = {row[0] for row in (yield Fetch("SELECT version FROM schema_migrations", {}))}
+            yield Execute("migrations_table", {})
+            applied = {row[0] for row in (yield Fetch("migrations_applied", {}))}
             for migration in sql.migrations("sqlite"):
                 if migration.version not in applied:
                     for statement in _statements(migration.sql):
                         yield Execute(statement, {})
-                    yield Execute(RECORD_MIGRATION, migration.record())
+                    yield Execute("migration_record", migration.record())
                     log.info("migrated", extra={"version": migration.version})
 
         await self._run(steps)
 
     async def schema_version(self) -> int:
-        rows = await self._read("SELECT max(version) AS version FROM schema_migrations", {})
+        rows = await self._read("schema_version", {})
         return int(rows[0]["version"] or 0)
 
     async def ping(self) -> None:

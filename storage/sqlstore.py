@@ -388,17 +388,14 @@ class SqlStore:
     ) -> Subscription | None:
         if not set(changes) <= UPDATABLE:
             raise ValueError(f"not updatable: {sorted(set(changes) - UPDATABLE)}")
-        values = {
-            column: dumps(value) if column in SUBSCRIPTION_JSON else value
-            for column, value in changes.items()
-        }
-        # Column names come from UPDATABLE, never from the caller's input.
-        assignments = ", ".join(f"{column} = :{column}" for column in sorted(values))
-        update = f"UPDATE subscriptions SET {assignments}, updated_at = :now WHERE id = :id"
-        params = values | {"now": now, "id": subscription_id}
+        params: dict[str, Any] = {"now": now, "id": subscription_id}
+        for column in sorted(UPDATABLE):
+            value = changes.get(column)
+            params[f"set_{column}"] = column in changes
+            params[column] = dumps(value) if column in SUBSCRIPTION_JSON else value
 
         def steps() -> Steps[Subscription | None]:
-            yield Execute(update, params)
+            yield Execute("subscription_update", params)
             if changes.get("status") == "disabled":
                 yield Execute("deliveries_skip_for_subscription", params)
             elif changes.get("status") == "active":

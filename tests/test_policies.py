@@ -8,6 +8,7 @@ import random
 import pytest
 
 from service.retry import (
+    ESTIMATE_CAP_FACTOR,
     ESTIMATE_MARGIN,
     ESTIMATE_SLACK,
     RETRY_AFTER_CAP,
@@ -55,11 +56,12 @@ def test_poll_backoff_grows_short_first_to_a_cap_with_jitter():
 
 def test_poll_goes_to_the_predicted_finish_from_progress_or_eta():
     policy = PollPolicy(minimum=2, maximum=60)
-    # 25 % done after 10 s: about 30 s to go.
+    # "25 %" after 10 s may be 25.5 %: at the earliest 10 × 74.5 / 25.5 s to go.
     late = 1 + ESTIMATE_SLACK
     assert policy.next_delay(3, elapsed=10, progress=25) == pytest.approx(
-        30 * late + ESTIMATE_MARGIN
+        10 * 74.5 / 25.5 * late + ESTIMATE_MARGIN
     )
     assert policy.next_delay(3, elapsed=10, eta=7) == pytest.approx(7 * late + ESTIMATE_MARGIN)
-    assert policy.next_delay(3, elapsed=10, eta=10_000) == 60  # never beyond the cap
-    assert policy.next_delay(0, elapsed=1, progress=1, retry_after=90) == 90
+    # A far finish is checked on the way, at twice the blind cap.
+    assert policy.next_delay(3, elapsed=10, eta=10_000) == 60 * ESTIMATE_CAP_FACTOR
+    assert policy.next_delay(0, elapsed=1, progress=50, retry_after=90) == 90

@@ -193,6 +193,19 @@ LIMIT :limit;
 -- name: subscription_all
 SELECT * FROM subscriptions;
 
+-- name: subscription_update
+-- One statement for every PATCH: a column changes only when its set_<column> flag is true.
+UPDATE subscriptions SET
+    url = CASE WHEN :set_url THEN :url ELSE url END,
+    events = CASE WHEN :set_events THEN :events ELSE events END,
+    description = CASE WHEN :set_description THEN :description ELSE description END,
+    status = CASE WHEN :set_status THEN :status ELSE status END,
+    filter = CASE WHEN :set_filter THEN :filter ELSE filter END,
+    max_in_flight = CASE WHEN :set_max_in_flight THEN :max_in_flight ELSE max_in_flight END,
+    rate_limit = CASE WHEN :set_rate_limit THEN :rate_limit ELSE rate_limit END,
+    updated_at = :now
+WHERE id = :id;
+
 -- name: subscription_rotate_secret
 UPDATE subscriptions SET
     previous_secret = secret,
@@ -405,3 +418,17 @@ UPDATE inbound_webhooks SET claimed_by = NULL, claimed_until = NULL WHERE claime
 
 -- name: release_deliveries
 UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = :worker;
+
+-- name: migrations_table
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL
+);
+
+-- name: migrations_applied
+SELECT version FROM schema_migrations;
+
+-- name: migration_record
+INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :name, :now);
+
+-- name: schema_version
+SELECT max(version) AS version FROM schema_migrations;
