@@ -186,6 +186,12 @@ class Provider(Protocol):
     @property
     def configured(self) -> bool: ...
 
+    @property
+    def account_webhooks_expected(self) -> bool:
+        """True when account webhooks can be verified here (their secret is set), so a job waits
+        VIDEOHOOKS_WEBHOOK_GRACE for one before it is polled, as a per-job callback does."""
+        ...
+
     async def submit(self, request: SubmitRequest) -> ProviderStatus: ...
 
     async def fetch_status(self, provider_job_id: str) -> ProviderStatus: ...
@@ -231,6 +237,10 @@ class HttpProvider:
     @property
     def configured(self) -> bool:
         return bool(self.api_key)
+
+    @property
+    def account_webhooks_expected(self) -> bool:
+        return self.account_webhooks and self.secret is not None
 
     @property
     def headers(self) -> dict[str, str]:

@@ -136,8 +136,11 @@ class JobEngine:
         metrics.SUBMISSIONS.labels(job.provider, "accepted").inc()
         now = time.time()
         attempts = _with_attempt(job, provider_job_id=report.provider_job_id)
+        webhook_expected = callback_url is not None or provider.account_webhooks_expected
         first_check = (
-            self.context.settings.webhook_grace if callback_url else self.poll_policy.first_delay()
+            self.context.settings.webhook_grace
+            if webhook_expected
+            else self.poll_policy.first_delay()
         )
         progress = JobProgress(
             report.status if not report.terminal else "in_progress",

@@ -283,3 +283,18 @@ async def test_without_a_secret_the_account_receiver_refuses_webhooks(fake, env)
         assert "VIDEOHOOKS_OPENAI_WEBHOOK_SECRET" in answer.json()["error"]["message"]
         assert _polls(fake) == 0
         assert (await svc.video(video["id"]))["status"] == "queued"
+
+
+@pytest.mark.parametrize("secret", [True, False], ids=["with a secret", "without"])
+async def test_with_a_secret_a_job_waits_for_its_webhook_before_polling(fake, env, secret):
+    # Polls every 100 ms (fast_env), a webhook grace of a minute.
+    env |= fake.env() | {"VIDEOHOOKS_WEBHOOK_GRACE": "60s"}
+    if not secret:
+        del env["VIDEOHOOKS_OPENAI_WEBHOOK_SECRET"]
+    async with running_service(env) as svc:
+        await _submitted(svc, fake)
+        if secret:
+            await asyncio.sleep(1.0)
+            assert _polls(fake) == 0
+        else:
+            await eventually(lambda: _polls(fake) >= 2)
