@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
@@ -33,8 +34,17 @@ class Migration:
 
 @cache
 def queries(dialect: str) -> dict[str, str]:
-    text = (resources.files("storage") / "sql" / dialect / "queries.sql").read_text()
-    parts = _NAME.split(text)
+    """The portable queries (sql/queries.sql) and the dialect's own (sql/<dialect>/queries.sql)."""
+    folder = resources.files("storage") / "sql"
+    portable = _named(folder / "queries.sql")
+    own = _named(folder / dialect / "queries.sql")
+    if both := sorted(portable.keys() & own.keys()):
+        raise ValueError(f"queries defined twice for {dialect}: {both}")
+    return portable | own
+
+
+def _named(path: Traversable) -> dict[str, str]:
+    parts = _NAME.split(path.read_text())
     # parts = [preamble, name1, body1, name2, body2, ...]
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 

@@ -1,10 +1,11 @@
 """The store written once for both SQL backends.
 
 Every operation is a transaction written as a generator: it yields statements (`Fetch`,
-`Execute`, `ExecuteMany`, naming queries of storage/sql/<dialect>/queries.sql) and receives their
-results. A backend supplies only the driver that runs such a generator as one transaction —
-synchronously on SQLite's thread, asynchronously on an asyncpg connection — plus reads, wake-ups
-and migrations. So the state machine and the outbox are stated once, and the two backends cannot
+`Execute`, `ExecuteMany`, naming queries of storage/sql/queries.sql, or of
+storage/sql/<dialect>/queries.sql where the dialects differ) and receives their results. A
+backend supplies only the driver that runs such a generator as one transaction — synchronously
+on SQLite's thread, asynchronously on an asyncpg connection — plus reads, wake-ups and
+migrations. So the state machine and the outbox are stated once, and the two backends cannot
 drift apart: the same conformance suite runs against both.
 """
 

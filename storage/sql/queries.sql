@@ -1,0 +1,255 @@
+-- Named queries both stores run as written: portable SQL (SQLite 3.35+ and PostgreSQL). Each
+-- starts with a "-- name:" line; parameters are :named. What differs between the two lives in
+-- sqlite/queries.sql and postgres/queries.sql, and a name is defined in one place only.
+
+-- name: meta_insert
+INSERT INTO meta (key, value) VALUES (:key, :value) ON CONFLICT (key) DO NOTHING;
+
+-- name: meta_get
+SELECT value FROM meta WHERE key = :key;
+
+-- name: meta_set
+INSERT INTO meta (key, value) VALUES (:key, :value)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: api_key_insert_first
+INSERT INTO api_keys (hash, created_at)
+SELECT :hash, :now WHERE NOT EXISTS (SELECT 1 FROM api_keys);
+
+-- name: api_key_insert
+INSERT INTO api_keys (hash, created_at) VALUES (:hash, :now);
+
+-- name: api_key_known
+SELECT 1 FROM api_keys WHERE hash = :hash;
+
+-- name: job_insert
+INSERT INTO jobs (id, status, model, provider, provider_job_id, progress, outputs, error,
+                  metadata, callback_url, request, attempts, attempt_no, idempotency_key,
+                  request_hash, created_at, updated_at, completed_at, deadline_at,
+                  next_check_at, check_count, submitted_at)
+VALUES (:id, :status, :model, :provider, :provider_job_id, :progress, :outputs, :error,
+        :metadata, :callback_url, :request, :attempts, :attempt_no, :idempotency_key,
+        :request_hash, :created_at, :updated_at, :completed_at, :deadline_at,
+        :next_check_at, :check_count, :submitted_at)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING seq;
+
+-- name: job_next_due
+SELECT min(next_check_at) AS due FROM jobs WHERE next_check_at IS NOT NULL;
+
+-- name: job_get
+SELECT * FROM jobs WHERE id = :id;
+
+-- name: job_by_provider_job
+SELECT * FROM jobs WHERE provider = :provider AND provider_job_id = :provider_job_id
+ORDER BY seq DESC
+LIMIT 1;
+
+-- name: job_by_idempotency_key
+SELECT * FROM jobs WHERE idempotency_key = :idempotency_key;
+
+-- name: job_reschedule
+UPDATE jobs SET next_check_at = :next_check_at, check_count = :check_count,
+                claimed_by = NULL, claimed_until = NULL
+WHERE id = :id AND claimed_by = :worker AND status IN ('queued', 'in_progress');
+
+-- name: job_switch_attempt
+UPDATE jobs SET
+    attempt_no = attempt_no + 1,
+    model = :model,
+    provider = :provider,
+    provider_job_id = NULL,
+    attempts = :attempts,
+    submitted_at = NULL,
+    check_count = 0,
+    next_check_at = :now,
+    updated_at = :now,
+    claimed_by = NULL,
+    claimed_until = NULL
+WHERE id = :id AND attempt_no = :attempt_no AND status IN ('queued', 'in_progress');
+
+-- name: job_finish
+UPDATE jobs SET
+    status = :status,
+    progress = :progress,
+    outputs = :outputs,
+    error = :error,
+    attempts = :attempts,
+    updated_at = :completed_at,
+    completed_at = :completed_at,
+    next_check_at = NULL,
+    claimed_by = NULL,
+    claimed_until = NULL
+WHERE id = :id AND attempt_no = :attempt_no AND status IN ('queued', 'in_progress');
+
+-- name: event_insert
+INSERT INTO events (id, type, job_id, payload, created_at)
+VALUES (:id, :type, :job_id, :payload, :created_at);
+
+-- name: event_get
+SELECT * FROM events WHERE id = :id;
+
+-- name: webhook_insert
+INSERT INTO inbound_webhooks (job_id, provider, attempt_no, trusted, report, body, received_at)
+VALUES (:job_id, :provider, :attempt_no, :trusted, :report, :body, :now);
+
+-- name: webhook_finish
+UPDATE inbound_webhooks SET processed_at = :now, claimed_by = NULL, claimed_until = NULL
+WHERE id = :id;
+
+-- name: webhook_defer
+UPDATE inbound_webhooks SET claimed_by = NULL, claimed_until = :until WHERE id = :id;
+
+-- name: subscription_insert
+INSERT INTO subscriptions (id, url, events, description, status, secret, filter,
+                           max_in_flight, rate_limit, created_at, updated_at)
+VALUES (:id, :url, :events, :description, :status, :secret, :filter,
+        :max_in_flight, :rate_limit, :created_at, :updated_at);
+
+-- name: subscription_get
+SELECT * FROM subscriptions WHERE id = :id;
+
+-- name: subscription_all
+SELECT * FROM subscriptions;
+
+-- name: subscription_update
+-- One statement for every PATCH: a column changes only when its set_<column> flag is true.
+UPDATE subscriptions SET
+    url = CASE WHEN :set_url THEN :url ELSE url END,
+    events = CASE WHEN :set_events THEN :events ELSE events END,
+    description = CASE WHEN :set_description THEN :description ELSE description END,
+    status = CASE WHEN :set_status THEN :status ELSE status END,
+    filter = CASE WHEN :set_filter THEN :filter ELSE filter END,
+    max_in_flight = CASE WHEN :set_max_in_flight THEN :max_in_flight ELSE max_in_flight END,
+    rate_limit = CASE WHEN :set_rate_limit THEN :rate_limit ELSE rate_limit END,
+    updated_at = :now
+WHERE id = :id;
+
+-- name: subscription_rotate_secret
+UPDATE subscriptions SET
+    previous_secret = secret,
+    previous_secret_expires_at = :grace_until,
+    secret = :secret,
+    updated_at = :now
+WHERE id = :id;
+
+-- name: subscription_enabled
+UPDATE subscriptions SET disabled_reason = NULL, failing_since = NULL WHERE id = :id;
+
+-- name: subscription_disable
+UPDATE subscriptions SET status = 'disabled', disabled_reason = :reason, updated_at = :now
+WHERE id = :id AND status = 'active';
+
+-- name: subscription_succeeded
+UPDATE subscriptions SET failing_since = NULL
+WHERE id = :subscription_id AND failing_since IS NOT NULL;
+
+-- name: subscription_failed
+UPDATE subscriptions SET failing_since = coalesce(failing_since, :attempted_at)
+WHERE id = :subscription_id;
+
+-- name: subscriptions_failing_too_long
+SELECT id, failing_since FROM subscriptions
+WHERE status = 'active' AND failing_since IS NOT NULL AND failing_since <= :cutoff;
+
+-- name: deliveries_skip_for_subscription
+-- A disabled subscription's waiting deliveries are kept as skipped, to be recovered later.
+UPDATE deliveries SET status = 'skipped', next_attempt_at = NULL, updated_at = :now
+WHERE subscription_id = :id AND status = 'pending';
+
+-- name: subscription_delete
+DELETE FROM subscriptions WHERE id = :id;
+
+-- name: deliveries_cancel_for_subscription
+UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = :now
+WHERE subscription_id = :id AND status = 'pending';
+
+-- name: delivery_insert
+INSERT INTO deliveries (id, event_id, subscription_id, url, status, next_attempt_at,
+                        created_at, updated_at)
+VALUES (:id, :event_id, :subscription_id, :url, :status, :next_attempt_at, :now, :now);
+
+-- name: delivery_get
+SELECT * FROM deliveries WHERE id = :id;
+
+-- name: delivery_insert_for_subscription
+INSERT INTO deliveries (id, event_id, subscription_id, url, status, next_attempt_at,
+                        created_at, updated_at)
+SELECT :id, :event_id, s.id, s.url, 'pending', :now, :now, :now
+FROM subscriptions AS s
+WHERE s.id = :subscription_id AND s.status = 'active'
+  AND NOT EXISTS (SELECT 1 FROM deliveries
+                  WHERE event_id = :event_id AND subscription_id = :subscription_id);
+
+-- name: delivery_stats
+SELECT status, count(*) AS n, min(created_at) AS oldest
+FROM deliveries
+WHERE status IN ('pending', 'failed')
+GROUP BY status;
+
+-- name: events_expire
+-- Old events go with their deliveries and attempts (ON DELETE CASCADE), unless still being sent.
+DELETE FROM events WHERE seq IN (
+    SELECT seq FROM events AS e
+    WHERE e.created_at < :cutoff
+      AND NOT EXISTS (SELECT 1 FROM deliveries AS d
+                      WHERE d.event_id = e.id AND d.status = 'pending')
+    ORDER BY seq
+    LIMIT :batch);
+
+-- name: attempts_expire
+DELETE FROM delivery_attempts WHERE id IN (
+    SELECT id FROM delivery_attempts WHERE attempted_at < :cutoff ORDER BY id LIMIT :batch);
+
+-- name: webhooks_expire
+DELETE FROM inbound_webhooks WHERE id IN (
+    SELECT id FROM inbound_webhooks
+    WHERE received_at < :cutoff AND processed_at IS NOT NULL
+    ORDER BY id
+    LIMIT :batch);
+
+-- name: delivery_record
+UPDATE deliveries SET
+    -- A retry for a subscription disabled meanwhile is kept as skipped, not sent.
+    status = CASE
+        WHEN :status = 'pending' AND EXISTS (
+            SELECT 1 FROM subscriptions AS s
+            WHERE s.id = deliveries.subscription_id AND s.status = 'disabled')
+        THEN 'skipped' ELSE :status END,
+    attempt_count = attempt_count + 1,
+    next_attempt_at = :next_attempt_at,
+    last_status_code = :status_code,
+    last_error = :error,
+    updated_at = :attempted_at,
+    delivered_at = CASE WHEN :status = 'succeeded' THEN :attempted_at ELSE delivered_at END,
+    claimed_by = NULL,
+    claimed_until = NULL
+WHERE seq = :seq AND claimed_by = :worker;
+
+-- name: delivery_defer
+-- Back to the queue for later without counting as an attempt (a subscription's rate limit).
+UPDATE deliveries SET next_attempt_at = :next_attempt_at, claimed_by = NULL, claimed_until = NULL
+WHERE seq = :seq AND claimed_by = :worker;
+
+-- name: attempt_insert
+INSERT INTO delivery_attempts (delivery_seq, attempted_at, status_code, duration_ms, error,
+                               error_class, response_body)
+VALUES (:seq, :attempted_at, :status_code, :duration_ms, :error, :error_class, :response_body);
+
+-- name: release_jobs
+UPDATE jobs SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = :worker;
+
+-- name: release_webhooks
+UPDATE inbound_webhooks SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = :worker;
+
+-- name: release_deliveries
+UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = :worker;
+
+-- name: migrations_applied
+SELECT version FROM schema_migrations;
+
+-- name: migration_record
+INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :name, :now);
+
+-- name: schema_version
+SELECT max(version) AS version FROM schema_migrations;
