@@ -62,6 +62,10 @@ async def test_unknown_provider_and_malformed_model_are_422(env):
             response = await svc.api.post("/v1/videos", json={"model": model})
             assert response.status_code == 422, model
             assert response.json()["error"]["details"][0]["field"] == "model"
+        # A provider name the contract reserves, with no handler yet, says so.
+        response = await svc.api.post("/v1/videos", json={"model": "runway/gen4", "prompt": "x"})
+        assert response.status_code == 422
+        assert "'runway' has no handler yet" in response.json()["error"]["message"]
 
 
 async def test_bad_json_bodies(env):
