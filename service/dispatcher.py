@@ -8,8 +8,8 @@ where the SSRF guard checks the addresses actually dialled.
 Isolation: the claim takes at most a subscription's max_in_flight (default
 VIDEOHOOKS_SUBSCRIPTION_CONCURRENCY) per subscription or callback URL across all workers, so a
 receiver that hangs holds that many slots and no more; a subscription's rate limit (deliveries/s)
-is kept per worker by a token bucket, and a delivery that would wait too long for a token goes
-back to the queue for later without counting as an attempt.
+is a token bucket in the database that every worker shares, and a delivery that would wait too
+long for a token goes back to the queue for later without counting as an attempt.
 """
 
 from __future__ import annotations
@@ -27,27 +27,6 @@ from storage.records import AttemptResult, DeliveryTask
 log = logging.getLogger("videohooks.dispatcher")
 
 CLAIM_BATCH = 500
-
-
-class TokenBucket:
-    """`rate` tokens a second, at most `rate` (and at least one) saved up."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.capacity = max(1.0, rate)
-        self.tokens = self.capacity
-        self.updated = time.monotonic()
-
-    def reserve(self) -> float:
-        """Takes a token; the seconds to wait before using it."""
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        self.tokens -= 1
-        return max(0.0, -self.tokens / self.rate)
-
-    def give_back(self) -> None:
-        self.tokens += 1
 
 
 class Dispatcher:
@@ -69,7 +48,6 @@ class Dispatcher:
         # A claim outlives the longest attempt and the recording of its outcome with room to
         # spare; a worker killed mid-attempt holds its deliveries no longer than this.
         self.lease = settings.delivery_timeout * 2 + 5.0
-        self.buckets: dict[str, TokenBucket] = {}
         self.in_flight: set[asyncio.Task[None]] = set()
         self.results: list[AttemptResult] = []
         self.slot_free = asyncio.Event()
@@ -121,10 +99,16 @@ class Dispatcher:
 
     async def _deliver(self, task: DeliveryTask, secrets: list[str]) -> None:
         if task.rate_limit and task.subscription_id:
-            bucket = self.buckets.setdefault(task.subscription_id, TokenBucket(task.rate_limit))
-            wait = bucket.reserve()
+            try:
+                wait = await self.store.take_rate_token(
+                    task.subscription_id, task.rate_limit, time.time()
+                )
+            except Exception:
+                log.exception("rate limit unavailable", extra={"delivery_id": task.id})
+                self._record(task, None, deferred_until=time.time() + 1.0)
+                return
             if wait > self.lease / 4:
-                bucket.give_back()
+                await self.store.give_back_rate_token(task.subscription_id, task.rate_limit)
                 self._record(task, None, deferred_until=time.time() + wait)
                 return
             await asyncio.sleep(wait)

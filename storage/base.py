@@ -190,6 +190,15 @@ class Store(Protocol):
         """Removes the subscription and cancels its pending deliveries."""
         ...
 
+    async def take_rate_token(self, subscription_id: str, rate: float, now: float) -> float:
+        """Takes a token of the subscription's rate limit (`rate` a second, shared by every
+        worker; at most `rate`, and at least one, saved up); the seconds to wait before using it."""
+        ...
+
+    async def give_back_rate_token(self, subscription_id: str, rate: float) -> None:
+        """Returns a token taken but not used."""
+        ...
+
     # Events and deliveries
     async def get_event(self, event_id: str) -> Event | None: ...
 

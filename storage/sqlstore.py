@@ -418,6 +418,20 @@ class SqlStore:
 
         return await self._run(steps)
 
+    async def take_rate_token(self, subscription_id: str, rate: float, now: float) -> float:
+        params = {"id": subscription_id, "now": now, "burst": max(1.0, rate), "interval": 1 / rate}
+
+        def steps() -> Steps[float]:
+            rows = yield Fetch("subscription_rate_take", params)
+            return max(0.0, rows[0]["send_at"] - now) if rows else 0.0
+
+        return await self._run(steps)
+
+    async def give_back_rate_token(self, subscription_id: str, rate: float) -> None:
+        await self._execute(
+            "subscription_rate_give_back", {"id": subscription_id, "interval": 1 / rate}
+        )
+
     async def delete_subscription(self, subscription_id: str, now: float) -> bool:
         params = {"id": subscription_id, "now": now}
 

@@ -396,3 +396,21 @@ async def test_a_rate_limit_spaces_deliveries_out(env):
         arrivals = sorted(item.at for item in subscriber.received)
         # Two at once (the bucket holds two), then one every half second: at least 2 s in all.
         assert arrivals[-1] - arrivals[0] >= 1.8
+
+
+async def test_a_rate_limit_holds_across_workers(env):
+    # Each worker holds at most four deliveries at once (those waiting for a token included), so
+    # neither can take the whole backlog: both send.
+    env |= {"VIDEOHOOKS_DELIVERY_CONCURRENCY": "4"}
+    async with (
+        recording_subscriber() as subscriber,
+        running_service(env) as svc,
+        running_service(env, public=False),
+    ):
+        await svc.subscribe(subscriber.url, rate_limit=5)
+        await finish_jobs(svc.context, 20)
+        await eventually(lambda: len(subscriber.received) == 20, timeout=30)
+        arrivals = sorted(item.at for item in subscriber.received)
+        # One bucket for both: five at once, then one every 0.2 s, 3 s in all. A bucket per
+        # worker would let twice the rate through, the 20 in about 1.5 s.
+        assert arrivals[-1] - arrivals[0] >= 2.8

@@ -349,3 +349,32 @@ async def test_a_failing_transaction_among_concurrent_ones_rolls_back_alone(stor
     assert [outcome for n, outcome in enumerate(outcomes) if n != 4] == [True] * 9
     assert (await store.get_job(jobs[4].id)).status == "queued"
     assert len((await store.list_events(None, 100, None)).items) == 9
+
+
+async def test_a_rate_limit_is_one_bucket_whoever_takes_from_it(store, database_url):
+    now = time.time()
+    subscription = Subscription(
+        id=new_id("sub"),
+        url="http://a",
+        events=["video.completed"],
+        secret="whsec_x",
+        rate_limit=2,
+        created_at=now,
+        updated_at=now,
+    )
+    await store.create_subscription(subscription)
+    # A second store on the same database stands for another worker.
+    other = await open_store(database_url)
+    try:
+        takers = [store, other, store, other, store]
+        waits = [await taker.take_rate_token(subscription.id, 2, now) for taker in takers]
+        # Two saved up, then one every half second, whichever worker asks.
+        assert waits == pytest.approx([0, 0, 0.5, 1.0, 1.5])
+        await other.give_back_rate_token(subscription.id, 2)
+        assert await store.take_rate_token(subscription.id, 2, now) == pytest.approx(1.5)
+        # Idle time refills the bucket up to its size, no further.
+        later = now + 60
+        waits = [await store.take_rate_token(subscription.id, 2, later) for _ in range(3)]
+        assert waits == pytest.approx([0, 0, 0.5])
+    finally:
+        await other.close()

@@ -133,6 +133,9 @@ UPDATE subscriptions SET
     updated_at = :now
 WHERE id = :id;
 
+-- name: subscription_rate_give_back
+UPDATE subscriptions SET rate_tat = rate_tat - :interval WHERE id = :id;
+
 -- name: subscription_enabled
 UPDATE subscriptions SET disabled_reason = NULL, failing_since = NULL WHERE id = :id;
 

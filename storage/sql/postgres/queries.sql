@@ -233,3 +233,13 @@ SELECT pg_notify(:channel, '');
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer PRIMARY KEY, name text NOT NULL, applied_at double precision NOT NULL
 );
+
+-- name: subscription_rate_take
+-- One token of the subscription's rate limit, from a bucket every worker shares (GCRA): the
+-- bucket holds at most :burst tokens, so rate_tat never lags `now` by more than :burst of them.
+-- The new rate_tat is when this delivery may go.
+UPDATE subscriptions
+SET rate_tat = GREATEST(coalesce(rate_tat, 0), :now::float8 - :burst::float8 * :interval::float8)
+    + :interval::float8
+WHERE id = :id
+RETURNING rate_tat AS send_at;

@@ -181,3 +181,12 @@ WHERE d.seq IN (SELECT value FROM json_each(:seqs));
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL
 );
+
+-- name: subscription_rate_take
+-- One token of the subscription's rate limit, from a bucket every worker shares (GCRA): the
+-- bucket holds at most :burst tokens, so rate_tat never lags `now` by more than :burst of them.
+-- The new rate_tat is when this delivery may go.
+UPDATE subscriptions
+SET rate_tat = max(coalesce(rate_tat, 0), :now - :burst * :interval) + :interval
+WHERE id = :id
+RETURNING rate_tat AS send_at;
