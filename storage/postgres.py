@@ -149,7 +149,7 @@ class PostgresStore(SqlStore):
         try:
             while True:
                 self._again.discard(channel)
-                await self.pool.execute("SELECT pg_notify($1, '')", _channel(channel))
+                await self._single("notify", {"channel": _channel(channel)})
                 if channel not in self._again:
                     return
         except Exception:
@@ -223,7 +223,7 @@ class PostgresStore(SqlStore):
     async def migrate(self) -> None:
         def steps() -> Steps[None]:
             # Processes starting together queue here; each then sees what the others applied.
-            yield Fetch("SELECT pg_advisory_xact_lock(:key)", {"key": MIGRATION_LOCK})
+            yield Fetch("migration_lock", {"key": MIGRATION_LOCK})
             yield Execute("migrations_table", {})
             applied = {row[0] for row in (yield Fetch("migrations_applied", {}))}
             for migration in sql.migrations("postgres"):

@@ -229,6 +229,10 @@ WHERE d.seq = ANY(:seqs::bigint[]);
 -- name: notify
 SELECT pg_notify(:channel, '');
 
+-- name: migration_lock
+-- Held until the migrating transaction ends: processes starting together migrate one by one.
+SELECT pg_advisory_xact_lock(:key);
+
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer PRIMARY KEY, name text NOT NULL, applied_at double precision NOT NULL
