@@ -68,8 +68,8 @@ class Dispatcher:
                     self.worker_id, time.time(), wanted, self.lease, self.target_cap
                 )
                 callback_secrets = await self.callback_secrets.load() if claimed else []
-                for task in claimed:
-                    self._spawn(task, task.secrets or callback_secrets)
+                for task, wait in await self._pace(claimed):
+                    self._spawn(task, task.secrets or callback_secrets, wait)
                 if len(claimed) < wanted:
                     # Nothing more is due (or every due target is at its cap) until something
                     # is recorded or created, which wakes this loop.
@@ -88,8 +88,42 @@ class Dispatcher:
         self.results_ready.set()
         await recorder
 
-    def _spawn(self, task: DeliveryTask, secrets: list[str]) -> None:
-        sending = asyncio.create_task(self._deliver(task, secrets))
+    async def _pace(self, claimed: list[DeliveryTask]) -> list[tuple[DeliveryTask, float]]:
+        """The claimed deliveries to send, each with the seconds it waits for its subscription's
+        rate limit; one statement per rate-limited subscription takes the tokens of all its
+        deliveries."""
+        paced: list[tuple[DeliveryTask, float]] = []
+        limited: dict[tuple[str, float], list[DeliveryTask]] = {}
+        for task in claimed:
+            if task.rate_limit and task.subscription_id:
+                limited.setdefault((task.subscription_id, task.rate_limit), []).append(task)
+            else:
+                paced.append((task, 0.0))
+        for (subscription_id, rate), tasks in limited.items():
+            paced += await self._take_tokens(subscription_id, rate, tasks)
+        return paced
+
+    async def _take_tokens(
+        self, subscription_id: str, rate: float, tasks: list[DeliveryTask]
+    ) -> list[tuple[DeliveryTask, float]]:
+        """Deliveries that would wait too long for a token go back to the queue with their
+        tokens, recorded as deferred, not as attempts; the others are returned with their wait."""
+        now = time.time()
+        try:
+            waits = await self.store.take_rate_tokens(subscription_id, rate, len(tasks), now)
+            # Waits grow along the list, so the ones too late are its tail.
+            on_time = sum(1 for wait in waits if wait <= self.lease / 4)
+            if on_time < len(tasks):
+                await self.store.give_back_rate_tokens(subscription_id, rate, len(tasks) - on_time)
+        except Exception:
+            log.exception("rate limit unavailable", extra={"subscription_id": subscription_id})
+            waits, on_time = [1.0] * len(tasks), 0
+        for task, wait in zip(tasks[on_time:], waits[on_time:], strict=True):
+            self._record(task, None, deferred_until=now + wait)
+        return list(zip(tasks[:on_time], waits[:on_time], strict=True))
+
+    def _spawn(self, task: DeliveryTask, secrets: list[str], wait: float) -> None:
+        sending = asyncio.create_task(self._deliver(task, secrets, wait))
         self.in_flight.add(sending)
         sending.add_done_callback(self._sent)
 
@@ -97,20 +131,8 @@ class Dispatcher:
         self.in_flight.discard(sending)
         self.slot_free.set()
 
-    async def _deliver(self, task: DeliveryTask, secrets: list[str]) -> None:
-        if task.rate_limit and task.subscription_id:
-            try:
-                wait = await self.store.take_rate_token(
-                    task.subscription_id, task.rate_limit, time.time()
-                )
-            except Exception:
-                log.exception("rate limit unavailable", extra={"delivery_id": task.id})
-                self._record(task, None, deferred_until=time.time() + 1.0)
-                return
-            if wait > self.lease / 4:
-                await self.store.give_back_rate_token(task.subscription_id, task.rate_limit)
-                self._record(task, None, deferred_until=time.time() + wait)
-                return
+    async def _deliver(self, task: DeliveryTask, secrets: list[str], wait: float) -> None:
+        if wait > 0:
             await asyncio.sleep(wait)
         attempted_at = time.time()
         try:

@@ -190,13 +190,16 @@ class Store(Protocol):
         """Removes the subscription and cancels its pending deliveries."""
         ...
 
-    async def take_rate_token(self, subscription_id: str, rate: float, now: float) -> float:
-        """Takes a token of the subscription's rate limit (`rate` a second, shared by every
-        worker; at most `rate`, and at least one, saved up); the seconds to wait before using it."""
+    async def take_rate_tokens(
+        self, subscription_id: str, rate: float, count: int, now: float
+    ) -> list[float]:
+        """Takes `count` tokens of the subscription's rate limit (`rate` a second, one bucket
+        shared by every worker, holding at most `rate` and at least one); the seconds each of
+        them must wait before it is used, in order."""
         ...
 
-    async def give_back_rate_token(self, subscription_id: str, rate: float) -> None:
-        """Returns a token taken but not used."""
+    async def give_back_rate_tokens(self, subscription_id: str, rate: float, count: int) -> None:
+        """Returns tokens taken but not used."""
         ...
 
     # Events and deliveries

@@ -418,18 +418,28 @@ class SqlStore:
 
         return await self._run(steps)
 
-    async def take_rate_token(self, subscription_id: str, rate: float, now: float) -> float:
-        params = {"id": subscription_id, "now": now, "burst": max(1.0, rate), "interval": 1 / rate}
+    async def take_rate_tokens(
+        self, subscription_id: str, rate: float, count: int, now: float
+    ) -> list[float]:
+        interval = 1 / rate
+        params = {
+            "id": subscription_id,
+            "floor": now - max(1.0, rate) * interval,
+            "amount": count * interval,
+        }
 
-        def steps() -> Steps[float]:
+        def steps() -> Steps[list[float]]:
             rows = yield Fetch("subscription_rate_take", params)
-            return max(0.0, rows[0]["send_at"] - now) if rows else 0.0
+            if not rows:  # deleted meanwhile: its deliveries were cancelled
+                return [0.0] * count
+            last = rows[0]["last_send_at"]
+            return [max(0.0, last - (count - 1 - i) * interval - now) for i in range(count)]
 
         return await self._run(steps)
 
-    async def give_back_rate_token(self, subscription_id: str, rate: float) -> None:
+    async def give_back_rate_tokens(self, subscription_id: str, rate: float, count: int) -> None:
         await self._execute(
-            "subscription_rate_give_back", {"id": subscription_id, "interval": 1 / rate}
+            "subscription_rate_give_back", {"id": subscription_id, "amount": count / rate}
         )
 
     async def delete_subscription(self, subscription_id: str, now: float) -> bool:

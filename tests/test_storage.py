@@ -366,15 +366,19 @@ async def test_a_rate_limit_is_one_bucket_whoever_takes_from_it(store, database_
     # A second store on the same database stands for another worker.
     other = await open_store(database_url)
     try:
-        takers = [store, other, store, other, store]
-        waits = [await taker.take_rate_token(subscription.id, 2, now) for taker in takers]
+        takers = [store, other, store, other]
+        waits = [(await taker.take_rate_tokens(subscription.id, 2, 1, now))[0] for taker in takers]
         # Two saved up, then one every half second, whichever worker asks.
-        assert waits == pytest.approx([0, 0, 0.5, 1.0, 1.5])
-        await other.give_back_rate_token(subscription.id, 2)
-        assert await store.take_rate_token(subscription.id, 2, now) == pytest.approx(1.5)
+        assert waits == pytest.approx([0, 0, 0.5, 1.0])
+        assert await other.take_rate_tokens(subscription.id, 2, 3, now) == pytest.approx(
+            [1.5, 2.0, 2.5]
+        )
+        await other.give_back_rate_tokens(subscription.id, 2, 2)
+        assert await store.take_rate_tokens(subscription.id, 2, 1, now) == pytest.approx([2.0])
         # Idle time refills the bucket up to its size, no further.
         later = now + 60
-        waits = [await store.take_rate_token(subscription.id, 2, later) for _ in range(3)]
-        assert waits == pytest.approx([0, 0, 0.5])
+        assert await store.take_rate_tokens(subscription.id, 2, 3, later) == pytest.approx(
+            [0, 0, 0.5]
+        )
     finally:
         await other.close()

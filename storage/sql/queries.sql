@@ -134,7 +134,7 @@ UPDATE subscriptions SET
 WHERE id = :id;
 
 -- name: subscription_rate_give_back
-UPDATE subscriptions SET rate_tat = rate_tat - :interval WHERE id = :id;
+UPDATE subscriptions SET rate_tat = rate_tat - :amount WHERE id = :id;
 
 -- name: subscription_enabled
 UPDATE subscriptions SET disabled_reason = NULL, failing_since = NULL WHERE id = :id;

@@ -183,10 +183,10 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 );
 
 -- name: subscription_rate_take
--- One token of the subscription's rate limit, from a bucket every worker shares (GCRA): the
--- bucket holds at most :burst tokens, so rate_tat never lags `now` by more than :burst of them.
--- The new rate_tat is when this delivery may go.
+-- Tokens of the subscription's rate limit, from a bucket every worker shares (GCRA): rate_tat is
+-- when the bucket is next empty. It never lags behind :floor (now less a full bucket) and moves
+-- on by :amount (the tokens taken, in seconds); the new value is when the last of them may go.
 UPDATE subscriptions
-SET rate_tat = max(coalesce(rate_tat, 0), :now - :burst * :interval) + :interval
+SET rate_tat = max(coalesce(rate_tat, 0), :floor) + :amount
 WHERE id = :id
-RETURNING rate_tat AS send_at;
+RETURNING rate_tat AS last_send_at;
