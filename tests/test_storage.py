@@ -380,5 +380,10 @@ async def test_a_rate_limit_is_one_bucket_whoever_takes_from_it(store, database_
         assert await store.take_rate_tokens(subscription.id, 2, 3, later) == pytest.approx(
             [0, 0, 0.5]
         )
+        # A new rate starts from a full bucket.
+        await store.update_subscription(subscription.id, {"rate_limit": 4}, later)
+        assert await store.take_rate_tokens(subscription.id, 4, 5, later) == pytest.approx(
+            [0, 0, 0, 0, 0.25]
+        )
     finally:
         await other.close()

@@ -122,6 +122,8 @@ UPDATE subscriptions SET
     filter = CASE WHEN :set_filter THEN :filter ELSE filter END,
     max_in_flight = CASE WHEN :set_max_in_flight THEN :max_in_flight ELSE max_in_flight END,
     rate_limit = CASE WHEN :set_rate_limit THEN :rate_limit ELSE rate_limit END,
+    -- A new rate starts with a full bucket, not with the old rate's debts.
+    rate_tat = CASE WHEN :set_rate_limit THEN NULL ELSE rate_tat END,
     updated_at = :now
 WHERE id = :id;
 
