@@ -48,10 +48,59 @@ LIMIT 1;
 -- name: job_by_idempotency_key
 SELECT * FROM jobs WHERE idempotency_key = :idempotency_key;
 
+-- name: job_list
+SELECT * FROM jobs
+WHERE (CAST(:status AS TEXT) IS NULL OR status = :status)
+  AND (CAST(:after AS TEXT) IS NULL OR seq < (SELECT seq FROM jobs WHERE id = :after))
+ORDER BY seq DESC
+LIMIT :limit;
+
+-- name: job_record_submission
+UPDATE jobs SET
+    provider_job_id = :provider_job_id,
+    status = CASE WHEN :status = 'in_progress' THEN 'in_progress' ELSE status END,
+    progress = CASE WHEN CAST(:progress AS INTEGER) > progress THEN :progress ELSE progress END,
+    attempts = :attempts,
+    submitted_at = :now,
+    updated_at = :now,
+    next_check_at = :next_check_at,
+    check_count = 0,
+    claimed_by = NULL,
+    claimed_until = NULL
+WHERE id = :id AND attempt_no = :attempt_no AND claimed_by = :worker
+  AND status IN ('queued', 'in_progress');
+
 -- name: job_reschedule
 UPDATE jobs SET next_check_at = :next_check_at, check_count = :check_count,
                 claimed_by = NULL, claimed_until = NULL
 WHERE id = :id AND claimed_by = :worker AND status IN ('queued', 'in_progress');
+
+-- name: job_record_progress
+-- Progress only rises (a NULL :progress compares as unknown and changes nothing).
+UPDATE jobs SET
+    status = CASE WHEN :status = 'in_progress' THEN 'in_progress' ELSE status END,
+    progress = CASE WHEN CAST(:progress AS INTEGER) > progress THEN :progress ELSE progress END,
+    provider_job_id = coalesce(provider_job_id, :provider_job_id),
+    updated_at = CASE
+        WHEN (:status = 'in_progress' AND status = 'queued')
+             OR CAST(:progress AS INTEGER) > progress
+        THEN :now ELSE updated_at END
+WHERE id = :id AND attempt_no = :attempt_no AND status IN ('queued', 'in_progress');
+
+-- name: job_record_poll
+UPDATE jobs SET
+    status = CASE WHEN :status = 'in_progress' THEN 'in_progress' ELSE status END,
+    progress = CASE WHEN CAST(:progress AS INTEGER) > progress THEN :progress ELSE progress END,
+    updated_at = CASE
+        WHEN (:status = 'in_progress' AND status = 'queued')
+             OR CAST(:progress AS INTEGER) > progress
+        THEN :now ELSE updated_at END,
+    next_check_at = :next_check_at,
+    check_count = check_count + 1,
+    claimed_by = NULL,
+    claimed_until = NULL
+WHERE id = :id AND attempt_no = :attempt_no AND claimed_by = :worker
+  AND status IN ('queued', 'in_progress');
 
 -- name: job_switch_attempt
 UPDATE jobs SET
@@ -67,6 +116,10 @@ UPDATE jobs SET
     claimed_by = NULL,
     claimed_until = NULL
 WHERE id = :id AND attempt_no = :attempt_no AND status IN ('queued', 'in_progress');
+
+-- name: job_poke
+UPDATE jobs SET next_check_at = CASE WHEN :now < next_check_at THEN :now ELSE next_check_at END
+WHERE id = :id AND status IN ('queued', 'in_progress') AND next_check_at IS NOT NULL;
 
 -- name: job_finish
 UPDATE jobs SET
@@ -89,6 +142,13 @@ VALUES (:id, :type, :job_id, :payload, :created_at);
 -- name: event_get
 SELECT * FROM events WHERE id = :id;
 
+-- name: event_list
+SELECT * FROM events
+WHERE (CAST(:type AS TEXT) IS NULL OR type = :type)
+  AND (CAST(:after AS TEXT) IS NULL OR seq < (SELECT seq FROM events WHERE id = :after))
+ORDER BY seq DESC
+LIMIT :limit;
+
 -- name: webhook_insert
 INSERT INTO inbound_webhooks (job_id, provider, attempt_no, trusted, report, body, received_at)
 VALUES (:job_id, :provider, :attempt_no, :trusted, :report, :body, :now);
@@ -108,6 +168,12 @@ VALUES (:id, :url, :events, :description, :status, :secret, :filter,
 
 -- name: subscription_get
 SELECT * FROM subscriptions WHERE id = :id;
+
+-- name: subscription_list
+SELECT * FROM subscriptions
+WHERE (CAST(:after AS TEXT) IS NULL OR seq < (SELECT seq FROM subscriptions WHERE id = :after))
+ORDER BY seq DESC
+LIMIT :limit;
 
 -- name: subscription_all
 SELECT * FROM subscriptions;
@@ -134,6 +200,15 @@ UPDATE subscriptions SET
     secret = :secret,
     updated_at = :now
 WHERE id = :id;
+
+-- name: subscription_rate_take
+-- Tokens of the subscription's rate limit, from a bucket every worker shares (GCRA): rate_tat is
+-- when the bucket is next empty. It never lags behind :floor (now less a full bucket) and moves
+-- on by :amount (the tokens taken, in seconds); the new value is when the last of them may go.
+UPDATE subscriptions
+SET rate_tat = CASE WHEN rate_tat > :floor THEN rate_tat ELSE :floor END + :amount
+WHERE id = :id
+RETURNING rate_tat AS last_send_at;
 
 -- name: subscription_rate_give_back
 UPDATE subscriptions SET rate_tat = rate_tat - :amount WHERE id = :id;
@@ -174,8 +249,29 @@ INSERT INTO deliveries (id, event_id, subscription_id, url, status, next_attempt
                         created_at, updated_at)
 VALUES (:id, :event_id, :subscription_id, :url, :status, :next_attempt_at, :now, :now);
 
+-- name: delivery_list
+SELECT * FROM deliveries
+WHERE (CAST(:status AS TEXT) IS NULL OR status = :status)
+  AND (CAST(:subscription_id AS TEXT) IS NULL OR subscription_id = :subscription_id)
+  AND (CAST(:event_id AS TEXT) IS NULL OR event_id = :event_id)
+  AND (CAST(:since AS DOUBLE PRECISION) IS NULL OR created_at >= :since)
+  AND (CAST(:after AS TEXT) IS NULL OR seq < (SELECT seq FROM deliveries WHERE id = :after))
+ORDER BY seq DESC
+LIMIT :limit;
+
 -- name: delivery_get
 SELECT * FROM deliveries WHERE id = :id;
+
+-- name: deliveries_redeliver
+-- Sends an event again to its targets (or one subscription's): due now, a full schedule again.
+-- Deliveries in flight are left alone; so are those of subscriptions not active any more.
+UPDATE deliveries SET status = 'pending', attempt_count = 0, next_attempt_at = :now,
+                      updated_at = :now
+WHERE event_id = :event_id
+  AND (CAST(:subscription_id AS TEXT) IS NULL OR subscription_id = :subscription_id)
+  AND claimed_by IS NULL
+  AND (subscription_id IS NULL
+       OR subscription_id IN (SELECT id FROM subscriptions WHERE status = 'active'));
 
 -- name: delivery_insert_for_subscription
 INSERT INTO deliveries (id, event_id, subscription_id, url, status, next_attempt_at,
@@ -249,6 +345,11 @@ UPDATE inbound_webhooks SET claimed_by = NULL, claimed_until = NULL WHERE claime
 
 -- name: release_deliveries
 UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = :worker;
+
+-- name: migrations_table
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL
+);
 
 -- name: migrations_applied
 SELECT version FROM schema_migrations;

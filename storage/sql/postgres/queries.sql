@@ -3,13 +3,6 @@
 -- :named (turned into $1, $2 … when loaded). A parameter whose type PostgreSQL cannot infer
 -- (compared only with IS NULL, say) carries a cast.
 
--- name: job_list
-SELECT * FROM jobs
-WHERE (:status::text IS NULL OR status = :status)
-  AND (:after::text IS NULL OR seq < (SELECT seq FROM jobs WHERE id = :after))
-ORDER BY seq DESC
-LIMIT :limit;
-
 -- name: job_claim
 UPDATE jobs SET claimed_by = :worker, claimed_until = :until
 WHERE seq IN (
@@ -22,99 +15,6 @@ WHERE seq IN (
     FOR UPDATE SKIP LOCKED)
 RETURNING *;
 
--- name: job_record_submission
-UPDATE jobs SET
-    provider_job_id = :provider_job_id,
-    status = CASE WHEN :status = 'in_progress' THEN 'in_progress' ELSE status END,
-    progress = greatest(progress, coalesce(:progress::integer, 0)),
-    attempts = :attempts,
-    submitted_at = :now,
-    updated_at = :now,
-    next_check_at = :next_check_at,
-    check_count = 0,
-    claimed_by = NULL,
-    claimed_until = NULL
-WHERE id = :id AND attempt_no = :attempt_no AND claimed_by = :worker
-  AND status IN ('queued', 'in_progress');
-
--- name: job_record_progress
-UPDATE jobs SET
-    status = CASE WHEN :status = 'in_progress' THEN 'in_progress' ELSE status END,
-    progress = greatest(progress, coalesce(:progress::integer, 0)),
-    provider_job_id = coalesce(provider_job_id, :provider_job_id),
-    updated_at = CASE
-        WHEN (:status = 'in_progress' AND status = 'queued')
-             OR coalesce(:progress::integer, 0) > progress
-        THEN :now ELSE updated_at END
-WHERE id = :id AND attempt_no = :attempt_no AND status IN ('queued', 'in_progress');
-
--- name: job_record_poll
-UPDATE jobs SET
-    status = CASE WHEN :status = 'in_progress' THEN 'in_progress' ELSE status END,
-    progress = greatest(progress, coalesce(:progress::integer, 0)),
-    updated_at = CASE
-        WHEN (:status = 'in_progress' AND status = 'queued')
-             OR coalesce(:progress::integer, 0) > progress
-        THEN :now ELSE updated_at END,
-    next_check_at = :next_check_at,
-    check_count = check_count + 1,
-    claimed_by = NULL,
-    claimed_until = NULL
-WHERE id = :id AND attempt_no = :attempt_no AND claimed_by = :worker
-  AND status IN ('queued', 'in_progress');
-
--- name: job_poke
-UPDATE jobs SET next_check_at = least(next_check_at, :now)
-WHERE id = :id AND status IN ('queued', 'in_progress') AND next_check_at IS NOT NULL;
-
--- name: job_finish_at_once
--- The terminal transition, its event and its deliveries in one statement (one round trip, atomic
--- on its own). The deliveries come routed from the caller; each subscription is checked again
--- here: gone since it was read, it gets none; disabled since, its delivery is kept as skipped.
-WITH finished AS (
-    UPDATE jobs SET
-        status = :status,
-        progress = :progress,
-        outputs = :outputs,
-        error = :error,
-        attempts = :attempts,
-        updated_at = :completed_at,
-        completed_at = :completed_at,
-        next_check_at = NULL,
-        claimed_by = NULL,
-        claimed_until = NULL
-    WHERE id = :id AND attempt_no = :attempt_no AND status IN ('queued', 'in_progress')
-    RETURNING id
-),
-event AS (
-    INSERT INTO events (id, type, job_id, payload, created_at)
-    SELECT :event_id, :event_type, id, :payload, :created_at FROM finished
-    RETURNING id
-),
-delivered AS (
-    INSERT INTO deliveries (id, event_id, subscription_id, url, status, next_attempt_at,
-                            created_at, updated_at)
-    SELECT d.id, event.id, d.subscription_id, d.url, routed.status,
-           CASE WHEN routed.status = 'pending' THEN :created_at END, :created_at, :created_at
-    FROM event
-    CROSS JOIN unnest(:delivery_ids::text[], :subscription_ids::text[], :urls::text[],
-                      :statuses::text[]) AS d (id, subscription_id, url, status)
-    LEFT JOIN subscriptions AS s ON s.id = d.subscription_id
-    CROSS JOIN LATERAL (
-        SELECT CASE WHEN s.status = 'disabled' THEN 'skipped' ELSE d.status END AS status
-    ) AS routed
-    WHERE d.subscription_id IS NULL OR s.id IS NOT NULL
-    RETURNING 1
-)
-SELECT count(*) AS finished FROM event;
-
--- name: event_list
-SELECT * FROM events
-WHERE (:type::text IS NULL OR type = :type)
-  AND (:after::text IS NULL OR seq < (SELECT seq FROM events WHERE id = :after))
-ORDER BY seq DESC
-LIMIT :limit;
-
 -- name: webhook_claim
 UPDATE inbound_webhooks SET claimed_by = :worker, claimed_until = :until
 WHERE id IN (
@@ -125,38 +25,11 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED)
 RETURNING id, job_id, provider, attempt_no, trusted, report, received_at;
 
--- name: subscription_list
-SELECT * FROM subscriptions
-WHERE (:after::text IS NULL OR seq < (SELECT seq FROM subscriptions WHERE id = :after))
-ORDER BY seq DESC
-LIMIT :limit;
-
--- name: delivery_list
-SELECT * FROM deliveries
-WHERE (:status::text IS NULL OR status = :status)
-  AND (:subscription_id::text IS NULL OR subscription_id = :subscription_id)
-  AND (:event_id::text IS NULL OR event_id = :event_id)
-  AND (:since::double precision IS NULL OR created_at >= :since)
-  AND (:after::text IS NULL OR seq < (SELECT seq FROM deliveries WHERE id = :after))
-ORDER BY seq DESC
-LIMIT :limit;
-
 -- name: attempt_list
 SELECT delivery_seq, attempted_at, status_code, duration_ms, error, error_class, response_body
 FROM delivery_attempts
 WHERE delivery_seq = ANY(:seqs::bigint[])
 ORDER BY id;
-
--- name: deliveries_redeliver
--- Sends an event again to its targets (or one subscription's): due now, a full schedule again.
--- Deliveries in flight are left alone; so are those of subscriptions not active any more.
-UPDATE deliveries SET status = 'pending', attempt_count = 0, next_attempt_at = :now,
-                      updated_at = :now
-WHERE event_id = :event_id
-  AND (:subscription_id::text IS NULL OR subscription_id = :subscription_id)
-  AND claimed_by IS NULL
-  AND (subscription_id IS NULL
-       OR subscription_id IN (SELECT id FROM subscriptions WHERE status = 'active'));
 
 -- name: deliveries_recover
 UPDATE deliveries SET status = 'pending', attempt_count = 0, next_attempt_at = :now,
@@ -226,23 +99,50 @@ JOIN events AS e ON e.id = d.event_id
 LEFT JOIN subscriptions AS s ON s.id = d.subscription_id
 WHERE d.seq = ANY(:seqs::bigint[]);
 
+-- name: job_finish_at_once
+-- The terminal transition, its event and its deliveries in one statement (one round trip, atomic
+-- on its own). The deliveries come routed from the caller; each subscription is checked again
+-- here: gone since it was read, it gets none; disabled since, its delivery is kept as skipped.
+WITH finished AS (
+    UPDATE jobs SET
+        status = :status,
+        progress = :progress,
+        outputs = :outputs,
+        error = :error,
+        attempts = :attempts,
+        updated_at = :completed_at,
+        completed_at = :completed_at,
+        next_check_at = NULL,
+        claimed_by = NULL,
+        claimed_until = NULL
+    WHERE id = :id AND attempt_no = :attempt_no AND status IN ('queued', 'in_progress')
+    RETURNING id
+),
+event AS (
+    INSERT INTO events (id, type, job_id, payload, created_at)
+    SELECT :event_id, :event_type, id, :payload, :created_at FROM finished
+    RETURNING id
+),
+delivered AS (
+    INSERT INTO deliveries (id, event_id, subscription_id, url, status, next_attempt_at,
+                            created_at, updated_at)
+    SELECT d.id, event.id, d.subscription_id, d.url, routed.status,
+           CASE WHEN routed.status = 'pending' THEN :created_at END, :created_at, :created_at
+    FROM event
+    CROSS JOIN unnest(:delivery_ids::text[], :subscription_ids::text[], :urls::text[],
+                      :statuses::text[]) AS d (id, subscription_id, url, status)
+    LEFT JOIN subscriptions AS s ON s.id = d.subscription_id
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN s.status = 'disabled' THEN 'skipped' ELSE d.status END AS status
+    ) AS routed
+    WHERE d.subscription_id IS NULL OR s.id IS NOT NULL
+    RETURNING 1
+)
+SELECT count(*) AS finished FROM event;
+
 -- name: notify
 SELECT pg_notify(:channel, '');
 
 -- name: migration_lock
 -- Held until the migrating transaction ends: processes starting together migrate one by one.
 SELECT pg_advisory_xact_lock(:key);
-
--- name: migrations_table
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    version integer PRIMARY KEY, name text NOT NULL, applied_at double precision NOT NULL
-);
-
--- name: subscription_rate_take
--- Tokens of the subscription's rate limit, from a bucket every worker shares (GCRA): rate_tat is
--- when the bucket is next empty. It never lags behind :floor (now less a full bucket) and moves
--- on by :amount (the tokens taken, in seconds); the new value is when the last of them may go.
-UPDATE subscriptions
-SET rate_tat = GREATEST(coalesce(rate_tat, 0), :floor) + :amount
-WHERE id = :id
-RETURNING rate_tat AS last_send_at;
