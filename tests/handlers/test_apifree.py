@@ -19,7 +19,6 @@ from handlers.base import (
     TransientError,
 )
 from tests.handlers.fakes.apifree import VIDEO, Fake, Upload
-from tests.handlers.fakes.base import serve
 from tests.support.servers import eventually
 from tests.support.service import running_service
 from tests.support.subscriber import recording_subscriber
@@ -42,12 +41,6 @@ class ImageHost:
         if isinstance(self.response, Exception):
             raise self.response
         return self.response
-
-
-@pytest.fixture
-async def fake():
-    async with serve(Fake()) as running:
-        yield running
 
 
 @pytest.fixture

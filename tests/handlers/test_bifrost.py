@@ -15,14 +15,8 @@ from handlers.base import (
     TransientError,
 )
 from handlers.bifrost import DEFAULT_BASE_URL, Handler
-from tests.handlers.fakes.base import API_KEY, fixture, serve
+from tests.handlers.fakes.base import API_KEY, fixture
 from tests.handlers.fakes.bifrost import Fake
-
-
-@pytest.fixture
-async def fake():
-    async with serve(Fake()) as running:
-        yield running
 
 
 @pytest.fixture

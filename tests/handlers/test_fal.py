@@ -13,19 +13,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from handlers.base import SubmitRequest, TransientError, WebhookRejected
 from handlers.fal import Handler
-from tests.handlers.fakes.base import fixture, serve
+from tests.handlers.fakes.base import fixture
 from tests.handlers.fakes.fal import Fake
 from tests.support.servers import eventually
 from tests.support.service import running_service
 from tests.support.subscriber import recording_subscriber
 
 VIDEO_URL = fixture("fal", "result_video")["video"]["url"]
-
-
-@pytest.fixture
-async def fake():
-    async with serve(Fake()) as running:
-        yield running
 
 
 @pytest.fixture

@@ -7,14 +7,7 @@ import pytest
 
 from handlers.base import SubmitRequest
 from handlers.hedra import Handler
-from tests.handlers.fakes.base import serve
 from tests.handlers.fakes.hedra import Fake
-
-
-@pytest.fixture
-async def fake():
-    async with serve(Fake()) as running:
-        yield running
 
 
 @pytest.fixture

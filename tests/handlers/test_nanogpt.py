@@ -7,14 +7,8 @@ import pytest
 
 from handlers.base import PermanentError, ProviderConfig, SubmitRequest, TransientError
 from handlers.nanogpt import Handler
-from tests.handlers.fakes.base import fixture, serve
+from tests.handlers.fakes.base import fixture
 from tests.handlers.fakes.nanogpt import Fake, status_payload
-
-
-@pytest.fixture
-async def fake():
-    async with serve(Fake()) as running:
-        yield running
 
 
 @pytest.fixture

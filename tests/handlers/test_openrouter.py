@@ -25,7 +25,7 @@ from handlers.base import (
     WebhookRejected,
 )
 from handlers.openrouter import Handler
-from tests.handlers.fakes.base import API_KEY, fixture, serve
+from tests.handlers.fakes.base import API_KEY, fixture
 from tests.handlers.fakes.openrouter import VIDEO_BYTES, WEBHOOK_SECRET, Fake
 from tests.support.servers import eventually
 from tests.support.service import running_service
@@ -48,12 +48,6 @@ def signed(
         "x-openrouter-signature": f"t={timestamp},v1={digest.hexdigest()}",
         "x-openrouter-idempotency-key": f"{data['id']}-{data['status']}",
     }
-
-
-@pytest.fixture
-async def fake():
-    async with serve(Fake()) as running:
-        yield running
 
 
 @pytest.fixture

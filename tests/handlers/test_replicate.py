@@ -18,18 +18,12 @@ from handlers.base import (
     WebhookRejected,
 )
 from handlers.replicate import Handler
-from tests.handlers.fakes.base import fixture, serve
+from tests.handlers.fakes.base import fixture
 from tests.handlers.fakes.replicate import WEBHOOK_SECRET, Fake
 from tests.support.servers import eventually
 from tests.support.service import running_service
 from tests.support.signing import signed
 from tests.support.subscriber import recording_subscriber
-
-
-@pytest.fixture
-async def fake():
-    async with serve(Fake()) as running:
-        yield running
 
 
 @pytest.fixture
