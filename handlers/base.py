@@ -4,6 +4,9 @@ Errors a handler raises (all subclasses of `ProviderError`):
 
     ProviderError
     ├── TransientError    retry later (connect error, timeout, 5xx, 429, malformed JSON)
+    │   └── UncertainError    the request may have reached the provider, but no answer came
+    │                         (a timeout after sending, a connection lost mid-answer, a 5xx):
+    │                         a submission may have been accepted, and billed
     ├── PermanentError    the provider refused; this attempt has failed (other 4xx)
     └── WebhookRejected   a webhook failed its signature check; answer 401, change nothing
 
@@ -25,6 +28,8 @@ from pydantic import BaseModel, Field
 log = logging.getLogger("videohooks.handlers")
 
 Status = Literal["queued", "in_progress", "completed", "failed"]
+# How a submission that may have reached the provider unanswered is resolved (`Provider`).
+Reconciliation = Literal["idempotency_key", "lookup", "webhook", "none"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed"})
 
 
@@ -103,6 +108,10 @@ class SubmitRequest(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     # Our receiver URL for this job, when the provider takes a per-job callback.
     callback_url: str | None = None
+    # The same on every submission of this job's attempt, and no other's: the idempotency key or
+    # external reference a handler sends where its provider takes one, so that an uncertain
+    # submission can be resolved (`Provider.reconciliation`).
+    reference: str = ""
 
     def normalized(self, names: Mapping[str, str]) -> dict[str, Any]:
         """The normalized fields that are set, under the provider's names (a dotted name nests:
@@ -164,6 +173,10 @@ class TransientError(ProviderError):
         self.retry_after = retry_after
 
 
+class UncertainError(TransientError):
+    pass
+
+
 class PermanentError(ProviderError):
     def __init__(self, message: str, code: str = "provider_rejected") -> None:
         super().__init__(message)
@@ -182,6 +195,15 @@ class Provider(Protocol):
     # (OpenAI's project webhooks): they arrive at POST /hooks/{provider}, and the job is found by
     # the provider job id in the verified body.
     account_webhooks: ClassVar[bool]
+    # How a submission that may have reached the provider unanswered (UncertainError) is
+    # resolved, by what the provider documents:
+    #   idempotency_key  submit() sends `request.reference` as the provider's idempotency key, so
+    #                    sending the same submission again cannot create a second job;
+    #   lookup           find_submission() finds the job submit() created, by the reference it
+    #                    sent (an external id, metadata, or the receiver URL);
+    #   webhook          only the provider's webhook to this attempt's receiver URL can tell;
+    #   none             nothing can: the job fails with `submission_uncertain`.
+    reconciliation: ClassVar[Reconciliation]
 
     @property
     def configured(self) -> bool: ...
@@ -195,6 +217,11 @@ class Provider(Protocol):
     async def submit(self, request: SubmitRequest) -> ProviderStatus: ...
 
     async def fetch_status(self, provider_job_id: str) -> ProviderStatus: ...
+
+    async def find_submission(self, request: SubmitRequest) -> ProviderStatus | None:
+        """For `reconciliation = "lookup"`: the provider job a submission of this request
+        created (found by `request.reference`), or None when the provider has none."""
+        ...
 
     async def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> bool:
         """True when the body is proven to come from the provider (signature verified), False
@@ -223,6 +250,7 @@ class HttpProvider:
     name: ClassVar[str]
     webhooks: ClassVar[bool] = False
     account_webhooks: ClassVar[bool] = False
+    reconciliation: ClassVar[Reconciliation] = "none"
     default_base_url: ClassVar[str]
     auth_header: ClassVar[str] = "authorization"
     auth_scheme: ClassVar[str] = "Bearer "
@@ -245,6 +273,9 @@ class HttpProvider:
     @property
     def headers(self) -> dict[str, str]:
         return {self.auth_header: f"{self.auth_scheme}{self.api_key or ''}"}
+
+    async def find_submission(self, request: SubmitRequest) -> ProviderStatus | None:
+        return None
 
     async def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> bool:
         return False

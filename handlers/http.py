@@ -2,8 +2,16 @@
 
 Connect errors, timeouts, 5xx, 429 and unreadable JSON are transient (the caller retries, honouring
 Retry-After); any other 4xx is permanent and carries the provider's own message, and so is a
-redirect that is not followed (asking again gives the same redirect). `request_json` reads JSON
-answers; `stream` opens a download (a video, an image) to be read as it arrives.
+redirect that is not followed (asking again gives the same redirect).
+
+Transient failures after which the request may have been acted on are `UncertainError`: a
+timeout or a lost connection once the request could have been sent, and any 5xx (a gateway in
+front of the provider answers 502/504 while the provider goes on). Only a request that certainly
+never arrived (no connection, DNS or TLS failure, a pool timeout) or that the provider documents
+as not processed (429) is plainly transient: for a submission, only those are safe to send again.
+
+`request_json` reads JSON answers; `stream` opens a download (a video, an image) to be read as it
+arrives.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from typing import Any, TypeVar
 import httpx2 as httpx
 from pydantic import BaseModel, ValidationError
 
-from handlers.base import PermanentError, TransientError
+from handlers.base import PermanentError, TransientError, UncertainError
 
 MAX_MESSAGE = 1000
 Model = TypeVar("Model", bound=BaseModel)
@@ -54,16 +62,20 @@ async def stream(
 def _transport_errors(host: str | None) -> Iterator[None]:
     try:
         yield
-    except httpx.TimeoutException:
-        raise TransientError(f"timed out calling {host}") from None
-    except httpx.TransportError as exc:
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # Nothing was sent: no connection (refused, DNS, TLS), or no free connection in time.
         raise TransientError(f"could not reach {host}: {type(exc).__name__}") from None
+    except httpx.TimeoutException:
+        raise UncertainError(f"timed out calling {host}") from None
+    except httpx.TransportError as exc:
+        raise UncertainError(f"lost the connection to {host}: {type(exc).__name__}") from None
 
 
 def _check(response: httpx.Response, host: str | None) -> None:
     code = response.status_code
     if code == 429 or code >= 500:
-        raise TransientError(
+        error = UncertainError if code >= 500 else TransientError
+        raise error(
             f"{host} answered HTTP {code}: {provider_message(response)}",
             retry_after=parse_retry_after(response.headers.get("retry-after")),
         )

@@ -329,6 +329,7 @@ class JobEngine:
             model=job.model.split("/", 1)[1],
             metadata=job.metadata,
             callback_url=callback_url,
+            reference=f"{job.id}.{job.attempt_no}",
             **request,
         )
 
