@@ -3,8 +3,10 @@
 The job state machine is enforced here, in conditional updates, so that it holds across processes:
 a job's status only moves forward (queued → in_progress → completed|failed), a terminal job never
 changes again, and the terminal transition inserts the job's one event and its deliveries in the
-same transaction. Work (jobs to submit or poll, received webhooks, deliveries) is claimed under a
-lease (`claimed_by`, `claimed_until`): a worker that dies loses nothing, its claims lapse.
+same transaction. Each of these steps may carry a `JobNote`, appended to the job's story (the
+dashboard's timeline) in the same transaction. Work (jobs to submit or poll, received webhooks,
+deliveries) is claimed under a lease (`claimed_by`, `claimed_until`): a worker that dies loses
+nothing, its claims lapse.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Protocol
 from storage.records import (
     Attempt,
     AttemptResult,
+    DashboardSession,
     Delivery,
     DeliveryStats,
     DeliveryTask,
@@ -22,6 +25,8 @@ from storage.records import (
     InboundWebhook,
     Job,
     JobFinal,
+    JobLogEntry,
+    JobNote,
     JobProgress,
     NewDelivery,
     Page,
@@ -74,7 +79,7 @@ class Store(Protocol):
     async def api_key_known(self, key_hash: str) -> bool: ...
 
     # Jobs
-    async def create_job(self, job: Job) -> tuple[Job, bool]:
+    async def create_job(self, job: Job, note: JobNote | None = None) -> tuple[Job, bool]:
         """Inserts the job; on an idempotency-key clash returns the existing job and False."""
         ...
 
@@ -84,7 +89,17 @@ class Store(Protocol):
         """The job whose current or last attempt is this provider job."""
         ...
 
-    async def list_jobs(self, status: str | None, limit: int, after: str | None) -> Page[Job]: ...
+    async def list_jobs(
+        self,
+        status: str | None,
+        limit: int,
+        after: str | None,
+        provider: str | None = None,
+        model: str | None = None,
+        metadata: tuple[str, str] | None = None,
+    ) -> Page[Job]:
+        """Newest first; `metadata` is one (key, value) the job's metadata must hold."""
+        ...
 
     async def next_job_due(self) -> float | None:
         """When the next job is due for a submission or a poll (None: no job is waiting)."""
@@ -102,10 +117,16 @@ class Store(Protocol):
         attempts: list[dict[str, Any]],
         now: float,
         next_check_at: float,
+        note: JobNote | None = None,
     ) -> bool: ...
 
     async def reschedule_job(
-        self, job_id: str, worker: str, next_check_at: float, check_count: int
+        self,
+        job_id: str,
+        worker: str,
+        next_check_at: float,
+        check_count: int,
+        note: JobNote | None = None,
     ) -> bool: ...
 
     async def record_progress(
@@ -116,9 +137,11 @@ class Store(Protocol):
         now: float,
         worker: str | None = None,
         next_check_at: float | None = None,
+        note: JobNote | None = None,
     ) -> bool:
         """Applies a non-terminal observation (never backwards); with `worker`, also reschedules
-        the next check and releases that worker's claim."""
+        the next check and releases that worker's claim. The note is written only when the
+        observation moved the job."""
         ...
 
     async def switch_attempt(
@@ -129,6 +152,7 @@ class Store(Protocol):
         provider: str,
         attempts: list[dict[str, Any]],
         now: float,
+        note: JobNote | None = None,
     ) -> bool:
         """Moves a job to its next fallback model (attempt_no + 1), to be submitted at once."""
         ...
@@ -138,7 +162,13 @@ class Store(Protocol):
         ...
 
     async def finish_job(
-        self, job_id: str, attempt_no: int, final: JobFinal, event: Event, route: Router
+        self,
+        job_id: str,
+        attempt_no: int,
+        final: JobFinal,
+        event: Event,
+        route: Router,
+        note: JobNote | None = None,
     ) -> bool:
         """The terminal transition, its event and its deliveries, atomically; False (and nothing
         written) when the job was already terminal or has moved to another attempt."""
@@ -154,7 +184,17 @@ class Store(Protocol):
         report: dict[str, Any] | None,
         body: bytes,
         now: float,
+        note: JobNote | None = None,
     ) -> None: ...
+
+    async def add_job_note(self, job_id: str, note: JobNote, now: float) -> None:
+        """A line of the job's story from outside (a webhook refused or ignored), up to a bound
+        per job."""
+        ...
+
+    async def job_log(self, job_id: str) -> list[JobLogEntry]:
+        """The job's story, oldest first."""
+        ...
 
     async def claim_webhooks(
         self, worker: str, now: float, limit: int, lease: float
@@ -171,7 +211,9 @@ class Store(Protocol):
 
     async def get_subscription(self, subscription_id: str) -> Subscription | None: ...
 
-    async def list_subscriptions(self, limit: int, after: str | None) -> Page[Subscription]: ...
+    async def list_subscriptions(
+        self, limit: int, after: str | None, status: str | None = None
+    ) -> Page[Subscription]: ...
 
     async def update_subscription(
         self, subscription_id: str, changes: dict[str, Any], now: float
@@ -247,9 +289,27 @@ class Store(Protocol):
 
     async def delivery_stats(self) -> DeliveryStats: ...
 
+    async def job_counts(self, since: float) -> list[tuple[str, str, int]]:
+        """(status, provider, count) of the jobs created since `since`."""
+        ...
+
+    async def delivery_counts(self, since: float) -> dict[str, int]:
+        """Deliveries created since `since`, counted by status."""
+        ...
+
+    async def oldest_pending_delivery(self) -> Delivery | None: ...
+
+    # Dashboard sessions: a signed cookie names one; signing out deletes it.
+    async def create_session(self, session: DashboardSession) -> None: ...
+
+    async def get_session(self, session_id: str) -> DashboardSession | None: ...
+
+    async def delete_session(self, session_id: str) -> None: ...
+
     async def expire(self, cutoff: float, batch: int) -> int:
-        """Removes up to `batch` each of events (with their deliveries), attempts and processed
-        webhooks older than `cutoff`; the number removed. Jobs are kept."""
+        """Removes up to `batch` each of events (with their deliveries), attempts, processed
+        webhooks, job story lines and expired sessions older than `cutoff`; the number removed.
+        Jobs are kept."""
         ...
 
     async def release_claims(self, worker: str) -> None:

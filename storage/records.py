@@ -187,3 +187,27 @@ class JobFinal:
     error: dict[str, Any] | None
     attempts: list[dict[str, Any]]
     completed_at: float
+
+
+@dataclass(slots=True)
+class JobNote:
+    """One line of a job's story (the dashboard's timeline), written in the same transaction as
+    the change it tells of."""
+
+    kind: str
+    detail: dict[str, Any]
+
+
+class JobLogEntry(BaseModel):
+    id: int
+    job_id: str
+    at: float
+    kind: str
+    detail: dict[str, Any]
+
+
+class DashboardSession(BaseModel):
+    id: str
+    key_hash: str
+    created_at: float
+    expires_at: float
