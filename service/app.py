@@ -24,6 +24,7 @@ from service.api import (
     videos,
 )
 from service.context import Context, hash_api_key
+from service.dashboard import Dashboard
 from service.errors import (
     ApiError,
     InvalidRequest,
@@ -89,6 +90,7 @@ def _routes(context: Context) -> list[BaseRoute]:
     ]
     if context.simulator is not None:
         routes.append(Mount("/simulator", app=context.simulator.app))
+    routes += Dashboard(context).routes()
     return routes
 
 
@@ -174,13 +176,12 @@ class BodyLimit:
 
 
 class Authenticate:
-    """Bearer API keys on every /v1 route. Keys are compared by SHA-256 hash: configured keys
-    (VIDEOHOOKS_API_KEYS) when set, else the generated key whose hash is stored."""
+    """Bearer API keys on every /v1 route (and nothing else: the dashboard's session cookie is
+    never a credential here). Keys are compared by SHA-256 hash (Context.api_key_valid)."""
 
     def __init__(self, app: ASGIApp, context: Context) -> None:
         self.app = app
         self.context = context
-        self.known: set[str] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (
@@ -204,11 +205,4 @@ class Authenticate:
         if scheme.lower() != "bearer" or not key.strip():
             return None
         key_hash = hash_api_key(key.strip())
-        if self.context.configured_key_hashes:
-            return key_hash if key_hash in self.context.configured_key_hashes else None
-        if key_hash in self.known:
-            return key_hash
-        if await self.context.store.api_key_known(key_hash):
-            self.known.add(key_hash)
-            return key_hash
-        return None
+        return key_hash if await self.context.api_key_valid(key_hash) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -45,6 +46,25 @@ class Context:
     self_url: str
     simulator: SimulatorServer | None = None
     configured_key_hashes: frozenset[str] = field(default_factory=frozenset)
+    # VIDEOHOOKS_SECRET_KEY (or the generated one), newest first: receiver tokens and the
+    # dashboard's cookies are signed with it, each with a salt of its own.
+    secret_keys: tuple[str, ...] = ()
+    # Set when the process begins to stop: long-lived responses (the dashboard's live updates)
+    # end then, so that the HTTP server's graceful shutdown does not wait for them.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _known_key_hashes: set[str] = field(default_factory=set)
+
+    async def api_key_valid(self, key_hash: str) -> bool:
+        """The one rule for API keys, for the API's Bearer keys and the dashboard's sign-in and
+        sessions alike: configured keys (VIDEOHOOKS_API_KEYS) when set, else the stored ones."""
+        if self.configured_key_hashes:
+            return key_hash in self.configured_key_hashes
+        if key_hash in self._known_key_hashes:
+            return True
+        if await self.store.api_key_known(key_hash):
+            self._known_key_hashes.add(key_hash)
+            return True
+        return False
 
     def provider(self, name: str) -> Provider | None:
         return self.providers.get(name)
@@ -109,6 +129,7 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
             self_url=own_url,
             simulator=simulator,
             configured_key_hashes=frozenset(hash_api_key(key) for key in settings.api_keys),
+            secret_keys=tuple(secret_keys),
         )
         try:
             yield context

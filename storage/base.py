@@ -247,6 +247,10 @@ class Store(Protocol):
     # Events and deliveries
     async def get_event(self, event_id: str) -> Event | None: ...
 
+    async def get_event_for_job(self, job_id: str) -> Event | None:
+        """The job's one terminal event, once it has one."""
+        ...
+
     async def list_events(self, type: str | None, limit: int, after: str | None) -> Page[Event]: ...
 
     async def list_deliveries(

@@ -546,6 +546,10 @@ class SqlStore:
         row = await self._read_one("event_get", {"id": event_id})
         return None if row is None else Event.model_validate(dict(row))
 
+    async def get_event_for_job(self, job_id: str) -> Event | None:
+        row = await self._read_one("event_by_job", {"job_id": job_id})
+        return None if row is None else Event.model_validate(dict(row))
+
     async def list_events(self, type: str | None, limit: int, after: str | None) -> Page[Event]:
         rows = await self._read("event_list", {"type": type, "after": after, "limit": limit + 1})
         return page([Event.model_validate(dict(row)) for row in rows], limit)

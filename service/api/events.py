@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from starlette.requests import Request
 from starlette.responses import Response
 
+from service import operations
 from service.api import deliveries as delivery_views
 from service.api.common import (
     choice_param,
@@ -53,14 +52,7 @@ async def redeliver(request: Request) -> Response:
     a delivery of it before)."""
     event = await _get(request)
     body = validate(Redeliver, await read_json(request, empty_is={}))
-    store = context(request).store
-    if body.subscription_id is not None:
-        subscription = await store.get_subscription(body.subscription_id)
-        if subscription is None:
-            raise InvalidRequest.field("subscription_id", "no such subscription")
-        if subscription.status != "active":
-            raise InvalidRequest.field("subscription_id", "the subscription is disabled")
-    queued = await store.redeliver(event.id, body.subscription_id, time.time())
+    queued = await operations.redeliver(context(request), event, body.subscription_id)
     return json_response(Queued(queued=queued), 202)
 
 

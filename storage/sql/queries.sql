@@ -401,3 +401,6 @@ DELETE FROM dashboard_sessions WHERE id = :id;
 -- name: sessions_expire
 DELETE FROM dashboard_sessions WHERE id IN (
     SELECT id FROM dashboard_sessions WHERE expires_at < :cutoff ORDER BY expires_at LIMIT :batch);
+
+-- name: event_by_job
+SELECT * FROM events WHERE job_id = :job_id;
