@@ -29,6 +29,7 @@ from service import metrics, operations
 from service.context import Context
 from service.dashboard import charts
 from service.dashboard.auth import SIGN_IN_COOKIE, Sessions
+from service.dashboard.subscriptions import SubscriptionPages
 from service.dashboard.timeline import story
 from service.errors import ApiError
 from storage.records import DELIVERY_STATUSES, JOB_STATUSES, DashboardSession
@@ -89,9 +90,15 @@ class Dashboard:
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters |= {"when": _when, "iso": _iso, "ago": _ago}
         self.templates.env.globals["providers"] = implemented()
+        self.subscriptions = SubscriptionPages(self)
 
     def routes(self) -> list[BaseRoute]:
         page = self._page
+        subscriptions = self.subscriptions
+
+        def post(path: str, handler: Handler) -> Route:
+            return Route(path, page(handler), methods=["POST"], include_in_schema=False)
+
         return [
             Route("/", page(self.overview), include_in_schema=False),
             Route("/sign-in", self.sign_in_page, methods=["GET"], include_in_schema=False),
@@ -103,12 +110,20 @@ class Dashboard:
             Route("/events/{event_id}", page(self.event), include_in_schema=False),
             Route("/deliveries", page(self.deliveries), include_in_schema=False),
             Route("/deliveries/live", page(self.deliveries_live), include_in_schema=False),
+            post("/deliveries/redeliver", self.redeliver),
+            Route("/subscriptions", page(subscriptions.list_), include_in_schema=False),
+            post("/subscriptions", subscriptions.create),
             Route(
-                "/deliveries/redeliver",
-                page(self.redeliver),
-                methods=["POST"],
+                "/subscriptions/{subscription_id}",
+                page(subscriptions.show),
                 include_in_schema=False,
             ),
+            post("/subscriptions/{subscription_id}", subscriptions.edit),
+            post("/subscriptions/{subscription_id}/status", subscriptions.set_status),
+            post("/subscriptions/{subscription_id}/rotate-secret", subscriptions.rotate),
+            post("/subscriptions/{subscription_id}/test", subscriptions.test),
+            post("/subscriptions/{subscription_id}/recover", subscriptions.recover),
+            post("/subscriptions/{subscription_id}/delete", subscriptions.delete),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
 
@@ -311,40 +326,50 @@ class Dashboard:
 
     # -- deliveries -------------------------------------------------------------------------
 
-    def _delivery_filter(self, request: Request) -> tuple[str | None, str | None]:
-        status = request.query_params.get("status", "failed")
-        if status not in (*DELIVERY_STATUSES, "all"):
-            status = "failed"
-        return (None if status == "all" else status), request.query_params.get("after") or None
-
-    async def _delivery_rows(self, request: Request) -> dict[str, Any]:
-        status, after = self._delivery_filter(request)
-        page = await self.store.list_deliveries(status=status, limit=PAGE, after=after)
+    async def delivery_rows(
+        self, request: Request, subscription_id: str | None = None
+    ) -> dict[str, Any]:
+        """One page of deliveries (all, or one subscription's) by status, with their attempts,
+        and the links of the pages around it."""
+        query = request.query_params
+        default = "all" if subscription_id else "failed"
+        shown = query.get("status", default)
+        if shown not in (*DELIVERY_STATUSES, "all"):
+            shown = default
+        subscription_id = subscription_id or query.get("subscription") or None
+        after = query.get("after") or None
+        page = await self.store.list_deliveries(
+            status=None if shown == "all" else shown,
+            subscription_id=subscription_id,
+            limit=PAGE,
+            after=after,
+        )
         attempts = await self.store.delivery_attempts([delivery.seq for delivery in page.items])
-        shown = status or "all"
+        here = f"/subscriptions/{subscription_id}" if subscription_id else "/deliveries"
+        kept = {"status": shown}
         next_url = None
         if page.has_more and page.items:
-            next_url = "/deliveries?" + urlencode({"status": shown, "after": page.items[-1].id})
+            next_url = here + "?" + urlencode(kept | {"after": page.items[-1].id})
+        live = kept | ({"subscription": subscription_id} if subscription_id else {})
         return {
             "page": page,
             "attempts": attempts,
             "status": shown,
             "after": after,
             "next_url": next_url,
-            "back": request.url.path.removesuffix("/live")
-            + "?"
-            + urlencode({"status": shown} | ({"after": after} if after else {})),
+            "first_url": here + "?" + urlencode(kept) if after else None,
+            "back": here + "?" + urlencode(kept | ({"after": after} if after else {})),
+            "live_url": "/deliveries/live?" + urlencode(live | ({"after": after} if after else {})),
+            "statuses": ("failed", "pending", "skipped", "succeeded", "cancelled", "all"),
+            "here": here,
         }
 
     async def deliveries(self, request: Request) -> Response:
-        values = await self._delivery_rows(request)
-        values["statuses"] = ("failed", "pending", "skipped", "succeeded", "cancelled", "all")
-        values["live_url"] = "/deliveries/live?" + request.url.query
-        return self.render(request, "deliveries.html", values)
+        return self.render(request, "deliveries.html", await self.delivery_rows(request))
 
     async def deliveries_live(self, request: Request) -> Response:
         async def render() -> str:
-            return self.fragment(request, "_deliveries.html", await self._delivery_rows(request))
+            return self.fragment(request, "_deliveries.html", await self.delivery_rows(request))
 
         return self._live(request, render)
 
