@@ -197,6 +197,34 @@ async def test_a_form_without_its_sessions_token_is_refused_and_changes_nothing(
             assert current.json()["status"] == "disabled"
 
 
+async def test_every_form_on_every_page_carries_the_sessions_token(env):
+    async with (
+        recording_subscriber() as subscriber,
+        running_service(env) as service,
+        httpx.AsyncClient(base_url=service.url) as client,
+    ):
+        subscription = await service.subscribe(subscriber.url)
+        video = await service.submit({"after_s": 0.1})
+        await eventually(lambda: _terminal(service, video["id"]), timeout=30)
+        await sign_in(client)
+        token = await page_token(client)
+        pages = [
+            "/",
+            "/jobs",
+            f"/jobs/{video['id']}",
+            "/subscriptions",
+            f"/subscriptions/{subscription['id']}",
+            "/deliveries?status=all",
+        ]
+        forms = 0
+        for path in pages:
+            html = (await client.get(path)).text
+            for form in re.findall(r'<form method="post".*?</form>', html, re.DOTALL):
+                assert f'name="csrf_token" value="{token}"' in form, (path, form[:200])
+                forms += 1
+        assert forms >= 12
+
+
 async def test_a_jobs_page_tells_its_whole_story(env):
     async with (
         recording_subscriber(default_status=500) as subscriber,
