@@ -268,6 +268,10 @@ async def test_a_jobs_page_tells_its_whole_story(env):
         assert "recorded" in page  # the subscriber's answer, excerpted
         assert re.search(r"HTTP 500 in \d+ ms", page)
 
+        failed = _text((await client.get("/deliveries", params={"status": "failed"})).text)
+        assert re.search(r"\b\d+ failed deliver(y|ies), newest first", failed)
+        assert "4, last HTTP 500" in failed
+
         page = _text((await client.get(f"/jobs/{polled['id']}")).text)
         assert "Poll failed, retrying in" in page
         assert "seen by poll" in page

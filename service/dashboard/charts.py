@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-WIDTH = 320
+WIDTH = 260
 ROW = 24
-LABEL = 110
-VALUE = 44
+LABEL = 90
+VALUE = 36
 
 
 @dataclass(frozen=True)
