@@ -285,3 +285,9 @@ async def test_the_overview_at_a_glance_and_signing_out(page: Page) -> None:
 
 async def _terminal(service: Running, video_id: str) -> bool:
     return (await service.video(video_id))["status"] in ("completed", "failed")
+
+
+def test_ci_installs_debians_chromium_when_it_is_missing() -> None:
+    ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
+    assert "command -v chromium" in ci
+    assert "apt-get install -y -q chromium chromium-driver" in ci
