@@ -24,8 +24,13 @@ async def test_create_answers_202_at_once_and_leaves_submission_to_the_worker(en
             assert provider.requests == []  # nothing was sent to the provider by the API
         async with running_service(env, worker=True) as svc:
             await eventually(lambda: provider.count("POST") == 1)
-            stored = await svc.video(video["id"])
-            assert stored["provider_job_id"] == "fake_1"
+
+            async def recorded():
+                return (await svc.video(video["id"]))["provider_job_id"]
+
+            # The worker records the submission once the provider has answered.
+            assert await eventually(recorded) == "fake_1"
+            assert provider.count("POST") == 1
 
 
 async def test_validation_names_each_bad_field(env):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import calendar
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from starlette.datastructures import MultiDict
@@ -19,6 +19,9 @@ from service.api.common import validate
 from service.errors import ApiError, InvalidRequest
 from service.models import EVENT_TYPES, CreateSubscription, Recover, UpdateSubscription
 from storage.records import Subscription
+
+if TYPE_CHECKING:
+    from service.dashboard.routes import Dashboard
 
 PAGE = 50
 
@@ -77,7 +80,7 @@ def errors_of(exc: ApiError) -> dict[str, str]:
 class SubscriptionPages:
     """Bound to the Dashboard for rendering, redirects and the store."""
 
-    def __init__(self, dashboard: Any) -> None:
+    def __init__(self, dashboard: Dashboard) -> None:
         self.dashboard = dashboard
         self.context = dashboard.context
 
