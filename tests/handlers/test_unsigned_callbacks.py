@@ -25,7 +25,7 @@ from tests.support.servers import eventually
 from tests.support.service import running_service
 from tests.support.subscriber import recording_subscriber
 
-UNSIGNED = ["kling", "minimax"]
+UNSIGNED = ["kling", "minimax", "seedance"]
 ATTACKER_URL = "https://attacker.example/not-your-video.mp4"
 
 
