@@ -10,9 +10,11 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from handlers import handler_class, implemented
 from handlers.base import (
     Output,
     PermanentError,
+    ProviderConfig,
     SubmitRequest,
     TransientError,
     UncertainError,
@@ -218,6 +220,14 @@ async def test_the_challenge_is_echoed_and_nothing_else_is_a_handshake(minimax):
     assert minimax.handshake(b'{"challenge": 42}') == {"challenge": 42}
     for body in (json.dumps(fixture("minimax", "callback")).encode(), b"{no", b"[]", b"{}"):
         assert minimax.handshake(body) is None
+
+
+async def test_no_other_provider_answers_a_challenge():
+    body = json.dumps(fixture("minimax", "callback_challenge")).encode()
+    async with httpx.AsyncClient() as http:
+        for name in implemented():
+            handler = handler_class(name)(ProviderConfig(api_key="k"), http)
+            assert (handler.handshake(body) is not None) == (name == "minimax"), name
 
 
 async def test_the_documented_callback_reads_as_the_task(minimax):
