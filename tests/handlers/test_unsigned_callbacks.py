@@ -21,9 +21,12 @@ import httpx2 as httpx
 import pytest
 
 from tests.handlers.fakes.base import serve
+from tests.support.databases import BACKENDS
 from tests.support.servers import eventually
 from tests.support.service import running_service
 from tests.support.subscriber import recording_subscriber
+
+pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 UNSIGNED = ["kling", "minimax", "seedance"]
 ATTACKER_URL = "https://attacker.example/not-your-video.mp4"
