@@ -80,7 +80,7 @@ def _check(response: httpx.Response, host: str | None) -> None:
             retry_after=parse_retry_after(response.headers.get("retry-after")),
         )
     if code >= 400:
-        raise PermanentError(provider_message(response))
+        raise PermanentError(provider_message(response), status=code)
     if code >= 300:
         raise PermanentError(f"{host} answered a redirect that is not followed (HTTP {code})")
 

@@ -30,18 +30,21 @@ PROVIDERS = sorted(
 )
 
 
-def dig(data: dict[str, Any], dotted: str) -> Any:
+def dig(data: Any, dotted: str) -> Any:
+    """The value at a dotted path; a number indexes a list ("content.0.text")."""
     for part in dotted.split("."):
-        data = data[part]
+        data = data[int(part)] if isinstance(data, list) else data[part]
     return data
 
 
 def nest(dotted: str, value: Any) -> dict[str, Any]:
+    """The object that has `value` at the dotted path; a list for a number (in `input`, a list
+    replaces the provider's whole list)."""
     *parents, leaf = dotted.split(".")
-    nested: dict[str, Any] = {leaf: value}
+    nested: Any = {leaf: value}
     for parent in reversed(parents):
-        nested = {parent: nested}
-    return nested
+        nested = [*[{}] * int(parent), nested] if parent.isdigit() else {parent: nested}
+    return dict(nested)
 
 
 @pytest.fixture(params=PROVIDERS)
