@@ -54,6 +54,16 @@ class HintedJob:
 
         return await eventually(applied)
 
+    async def asked(self, times: int = 1) -> None:
+        """Waits until the worker has applied `times` answers of the provider's API: the job's
+        check count rises as a poll's answer is recorded (and only a callback causes a poll)."""
+
+        async def checked() -> bool:
+            job = await self.svc.store.get_job(self.video_id)
+            return job is not None and job.check_count >= times
+
+        await eventually(checked)
+
     async def terminal_event(self) -> dict[str, Any]:
         await eventually(lambda: self.subscriber.received)
         return self.subscriber.received[0].event
