@@ -46,7 +46,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from handlers.base import (
     Content,
@@ -104,8 +104,6 @@ class VideoResponse(BaseModel):
 
 
 class Result(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
     type: str | None = Field(default=None, alias="@type")
     generateVideoResponse: VideoResponse | None = None
 
