@@ -7,6 +7,7 @@ import json
 
 import httpx2 as httpx
 
+from handlers import implemented
 from tests.support.provider import fake_provider
 from tests.support.servers import eventually
 from tests.support.service import running_service
@@ -56,7 +57,10 @@ async def test_callback_url_is_checked(env):
         assert response.json()["error"]["details"][0]["field"] == "callback_url"
 
 
-async def test_unknown_provider_and_malformed_model_are_422(env):
+async def test_unknown_provider_and_malformed_model_are_422(env, monkeypatch):
+    # As if runway's handler were not written yet: the contract reserves its name.
+    without_runway = tuple(name for name in implemented() if name != "runway")
+    monkeypatch.setattr("service.models.implemented", lambda: without_runway)
     async with running_service(env, worker=False) as svc:
         for model in ("nosuch/model", "no-slash", "", 5):
             response = await svc.api.post("/v1/videos", json={"model": model})

@@ -141,7 +141,7 @@ async def test_a_provider_that_cannot_be_reached_is_transient(fake, provider: st
 
 async def test_every_normalized_status_round_trips(fake, handler: Provider):
     report = await handler.submit(a_request(fake))
-    for status in ("queued", "in_progress", "completed", "failed"):
+    for status in fake.statuses:
         fake.set_status(fake.latest(), status)
         seen = await handler.fetch_status(report.provider_job_id)
         assert seen.status == status
