@@ -7,7 +7,6 @@ import json
 
 import httpx2 as httpx
 
-from handlers import implemented
 from tests.support.provider import fake_provider
 from tests.support.servers import eventually
 from tests.support.service import running_service
@@ -57,19 +56,14 @@ async def test_callback_url_is_checked(env):
         assert response.json()["error"]["details"][0]["field"] == "callback_url"
 
 
-async def test_unknown_provider_and_malformed_model_are_422(env, monkeypatch):
-    # As if runway's handler were not written yet: the contract reserves its name.
-    without_runway = tuple(name for name in implemented() if name != "runway")
-    monkeypatch.setattr("service.models.implemented", lambda: without_runway)
+async def test_unknown_provider_and_malformed_model_are_422(env):
     async with running_service(env, worker=False) as svc:
         for model in ("nosuch/model", "no-slash", "", 5):
             response = await svc.api.post("/v1/videos", json={"model": model})
             assert response.status_code == 422, model
             assert response.json()["error"]["details"][0]["field"] == "model"
-        # A provider name the contract reserves, with no handler yet, says so.
-        response = await svc.api.post("/v1/videos", json={"model": "runway/gen4", "prompt": "x"})
-        assert response.status_code == 422
-        assert "'runway' has no handler yet" in response.json()["error"]["message"]
+        response = await svc.api.post("/v1/videos", json={"model": "nosuch/model"})
+        assert "unknown provider 'nosuch'" in response.json()["error"]["message"]
 
 
 async def test_bad_json_bodies(env):
