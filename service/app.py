@@ -18,6 +18,7 @@ from service.api import (
     deliveries,
     events,
     health,
+    hooks,
     openapi,
     receiver,
     subscriptions,
@@ -72,7 +73,11 @@ def _routes(context: Context) -> list[BaseRoute]:
             "/v1/subscriptions/{subscription_id}/rotate-secret", post=subscriptions.rotate_secret
         ),
         _route("/v1/subscriptions/{subscription_id}/test", post=subscriptions.test),
+        _route("/v1/hooks", get=hooks.list_, post=hooks.create),
+        _route("/v1/hooks/{hook_id}", get=hooks.retrieve, delete=hooks.delete),
         _route("/v1/events", get=events.list_),
+        # Before /v1/events/{event_id}, which would take "sample" for an id.
+        _route("/v1/events/sample", get=events.sample),
         _route("/v1/events/{event_id}", get=events.retrieve),
         _route("/v1/events/{event_id}/deliveries", get=events.deliveries),
         _route("/v1/events/{event_id}/redeliver", post=events.redeliver),

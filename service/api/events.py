@@ -1,11 +1,12 @@
-"""/v1/events: the one terminal event of each job, newest first; its deliveries; redelivery."""
+"""/v1/events: the one terminal event of each job, newest first; its deliveries; redelivery; a
+sample of each type."""
 
 from __future__ import annotations
 
 import time
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from service.api import deliveries as delivery_views
 from service.api.common import (
@@ -18,6 +19,7 @@ from service.api.common import (
     validate,
 )
 from service.errors import InvalidRequest, NotFound
+from service.jobs import sample_event
 from service.models import EVENT_TYPES, Queued, Redeliver
 from storage.records import Event
 
@@ -28,8 +30,17 @@ async def list_(request: Request) -> Response:
     after = request.query_params.get("after")
     if after is not None and await store.get_event(after) is None:
         raise InvalidRequest.field("after", "no such event")
-    page = await store.list_events(event_type, limit_param(request), after)
+    since = delivery_views.since_param(request)
+    page = await store.list_events(event_type, limit_param(request), after, since)
     return list_response(page.items, page.has_more, lambda e: e.payload, lambda e: e.id)
+
+
+async def sample(request: Request) -> Response:
+    """A realistic event of a type, made up: for platforms that want sample data before any
+    event exists. It is not stored and appears in no list."""
+    event_type = choice_param(request, "type", EVENT_TYPES) or EVENT_TYPES[0]
+    public_url = context(request).settings.public_url
+    return JSONResponse(sample_event(event_type, public_url))
 
 
 async def retrieve(request: Request) -> Response:

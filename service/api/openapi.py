@@ -14,12 +14,15 @@ from starlette.responses import JSONResponse, Response
 from service.models import (
     EVENT_TYPES,
     CallbackSecretOut,
+    CreatedHook,
+    CreateHook,
     CreateSubscription,
     CreateVideo,
     Deleted,
     DeliveryOut,
     ErrorResponse,
     EventOut,
+    HookOut,
     ListOf,
     Queued,
     Recover,
@@ -128,7 +131,11 @@ OPERATIONS = (
         "/v1/subscriptions",
         "List subscriptions",
         {200: ListOf[SubscriptionOut]},
-        query=(LIMIT, _after("subscription")),
+        query=(
+            _query("url", {"type": "string"}, "only those delivering to exactly this URL"),
+            LIMIT,
+            _after("subscription"),
+        ),
         errors=(401, 422),
     ),
     Operation(
@@ -184,14 +191,59 @@ OPERATIONS = (
         errors=(401, 404),
     ),
     Operation(
+        "post",
+        "/v1/hooks",
+        "Subscribe a REST hook (the Zapier convention)",
+        {201: CreatedHook},
+        body=CreateHook,
+        errors=(400, 401, 413, 422),
+    ),
+    Operation(
+        "get",
+        "/v1/hooks",
+        "List REST hooks",
+        {200: ListOf[HookOut]},
+        query=(
+            _query("target_url", {"type": "string"}, "only those sending to exactly this URL"),
+            LIMIT,
+            _after("hook"),
+        ),
+        errors=(401, 422),
+    ),
+    Operation(
+        "get", "/v1/hooks/{hook_id}", "Retrieve a REST hook", {200: HookOut}, errors=(401, 404)
+    ),
+    Operation(
+        "delete",
+        "/v1/hooks/{hook_id}",
+        "Unsubscribe a REST hook",
+        {200: Deleted},
+        errors=(401, 404),
+    ),
+    Operation(
         "get",
         "/v1/events",
         "List events, newest first",
         {200: ListOf[EventOut]},
         query=(
             _query("type", {"type": "string", "enum": list(EVENT_TYPES)}, "only this type"),
+            SINCE,
             LIMIT,
             _after("event"),
+        ),
+        errors=(401, 422),
+    ),
+    Operation(
+        "get",
+        "/v1/events/sample",
+        "A made-up event of a type, for sample data before any event exists",
+        {200: EventOut},
+        query=(
+            _query(
+                "type",
+                {"type": "string", "enum": list(EVENT_TYPES)},
+                f"the event type (default {EVENT_TYPES[0]})",
+            ),
         ),
         errors=(401, 422),
     ),
