@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.api import (
     callbacks,
     deliveries,
+    docs,
     events,
     health,
     hooks,
@@ -91,6 +92,10 @@ def _routes(context: Context) -> list[BaseRoute]:
         _route("/readyz", get=health.readyz),
         _route("/metrics", get=health.metrics),
         _route("/openapi.json", get=openapi.openapi),
+        _route("/docs", any_query=True, get=docs.page),
+        _route("/docs/start.js", any_query=True, get=docs.start),
+        Mount(docs.ASSETS_PATH, app=docs.assets()),
+        _route("/", any_query=True, get=docs.home),
     ]
     if context.simulator is not None:
         routes.append(Mount("/simulator", app=context.simulator.app))

@@ -313,10 +313,25 @@ class AttemptOut(BaseModel):
     response_body: str | None
 
 
+class TestEventData(BaseModel):
+    subscription_id: str
+    message: str
+
+
+class TestEventOut(BaseModel):
+    """The `webhook.test` ping: signed and sent like any event, but not stored."""
+
+    id: str
+    object: Literal["event"] = "event"
+    type: Literal["webhook.test"] = "webhook.test"
+    created_at: int
+    data: TestEventData
+
+
 class TestDelivery(BaseModel):
     object: Literal["test_delivery"] = "test_delivery"
     succeeded: bool
-    event: dict[str, Any]
+    event: TestEventOut
     attempt: AttemptOut
 
 

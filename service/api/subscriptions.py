@@ -3,7 +3,6 @@ deliveries, recovering what it missed, rotating its secret, a test ping."""
 
 from __future__ import annotations
 
-import json
 import time
 
 from starlette.requests import Request
@@ -28,6 +27,8 @@ from service.models import (
     Recover,
     SubscriptionOut,
     TestDelivery,
+    TestEventData,
+    TestEventOut,
     UpdateSubscription,
 )
 from service.signing import new_secret
@@ -148,19 +149,17 @@ async def test(request: Request) -> Response:
     ctx = context(request)
     subscription = await _get(request)
     now = time.time()
-    event = {
-        "id": new_id("evt"),
-        "object": "event",
-        "type": "webhook.test",
-        "created_at": int(now),
-        "data": {"subscription_id": subscription.id, "message": "a test delivery from videohooks"},
-    }
+    event = TestEventOut(
+        id=new_id("evt"),
+        created_at=int(now),
+        data=TestEventData(
+            subscription_id=subscription.id, message="a test delivery from videohooks"
+        ),
+    )
     secrets = [subscription.secret]
     if subscription.previous_secret and (subscription.previous_secret_expires_at or 0) > now:
         secrets.append(subscription.previous_secret)
-    outcome = await ctx.sender.attempt(
-        subscription.url, event["id"], json.dumps(event, separators=(",", ":")), secrets
-    )
+    outcome = await ctx.sender.attempt(subscription.url, event.id, event.model_dump_json(), secrets)
     attempt = AttemptOut(
         attempted_at=int(now),
         status_code=outcome.status_code,
