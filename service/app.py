@@ -25,6 +25,7 @@ from service.api import (
     subscriptions,
     videos,
 )
+from service.api.common import NUL, NUL_REFUSED
 from service.context import Context, hash_api_key
 from service.errors import (
     ApiError,
@@ -115,6 +116,9 @@ def _route(path: str, any_query: bool = False, **endpoints: Endpoint) -> Route:
         unknown = set(request.query_params) - allowed[method]
         if unknown and not any_query:
             raise InvalidRequest.field(sorted(unknown)[0], "is not a parameter of this operation")
+        for name, value in (*request.query_params.multi_items(), *request.path_params.items()):
+            if NUL in value:
+                raise InvalidRequest.field(name, NUL_REFUSED)
         return await endpoints[method](request)
 
     return Route(path, dispatch, methods=[method.upper() for method in endpoints])

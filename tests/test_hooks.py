@@ -234,6 +234,43 @@ async def test_a_sample_event_is_built_like_a_real_one_and_stored_nowhere(env):
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
 
 
+async def test_a_nul_character_anywhere_is_a_422_not_a_database_error(env):
+    # PostgreSQL's text cannot hold U+0000; it is refused before it reaches the database.
+    async with running_service(env, worker=False) as svc:
+        for method, path, params, body, field in (
+            ("get", "/v1/subscriptions", {"url": "http://a\x00"}, None, "url"),
+            ("get", "/v1/hooks", {"target_url": "x\x00"}, None, "target_url"),
+            ("get", "/v1/events", {"after": "evt_\x00"}, None, "after"),
+            ("get", "/v1/hooks/hook_%00", {}, None, "hook_id"),
+            (
+                "post",
+                "/v1/hooks",
+                {},
+                {"target_url": "http://127.0.0.1:9/\x00", "event": "*"},
+                "target_url",
+            ),
+            (
+                "post",
+                "/v1/subscriptions",
+                {},
+                {"url": "http://127.0.0.1:9/", "description": "\x00"},
+                "description",
+            ),
+            (
+                "post",
+                "/v1/videos",
+                {},
+                {"model": "simulator/x", "metadata": {"k\x00": "v"}},
+                "metadata",
+            ),
+        ):
+            answer = await svc.api.request(method, path, params=params, json=body)
+            assert answer.status_code == 422, (path, answer.text)
+            assert answer.json()["error"]["details"] == [
+                {"field": field, "message": "must not contain the NUL character (U+0000)"}
+            ]
+
+
 async def _event_at(svc, at: float, event_type: str = "video.completed") -> str:
     """A finished job whose event was created at `at` (Unix seconds), through the store's own
     terminal transition."""
