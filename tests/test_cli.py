@@ -25,9 +25,17 @@ async def run(args: list[str], env: dict[str, str], cwd) -> tuple[int, str, str]
     return await process.exit_code(), out, await process.stderr()
 
 
-def subcommands() -> dict[str, argparse.ArgumentParser]:
-    [commands] = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    return dict(commands.choices)
+def subcommands(
+    parser: argparse.ArgumentParser | None = None, prefix: str = ""
+) -> dict[str, argparse.ArgumentParser]:
+    """Every command, nested ones too ("api-key create"), by its full name."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in (parser or _parser())._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                found[f"{prefix}{name}"] = command
+                found |= subcommands(command, f"{prefix}{name} ")
+    return found
 
 
 async def test_version_is_the_installed_packages_even_with_a_bad_configuration(tmp_path):
@@ -40,8 +48,9 @@ async def test_the_help_describes_every_command_in_whole_sentences(tmp_path):
     assert code == 0
     description = out.split("\n\n")[1].replace("\n", " ")
     assert description.endswith(".") and "video.completed" in description
-    for name in subcommands():
-        assert f"    {name}" in out, name
+    for name in subcommands(_parser()):
+        if " " not in name:
+            assert f"    {name}" in out, name
     assert "VIDEOHOOKS_DATABASE_URL" in out and "sqlite:///./videohooks.db" in out
     assert "--version" in out
 
@@ -50,7 +59,7 @@ def test_every_command_and_option_has_help_naming_its_default():
     for name, command in subcommands().items():
         assert command.description and command.description.endswith("."), name
         for action in command._actions:
-            if isinstance(action, argparse._HelpAction):
+            if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
                 continue
             assert action.help, (name, action.dest)
             if action.option_strings:
