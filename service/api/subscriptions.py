@@ -3,7 +3,6 @@ deliveries, recovering what it missed, rotating its secret, a test ping."""
 
 from __future__ import annotations
 
-import json
 import time
 
 from starlette.requests import Request
@@ -28,6 +27,8 @@ from service.models import (
     Recover,
     SubscriptionOut,
     TestDelivery,
+    TestEventData,
+    TestEventOut,
     UpdateSubscription,
 )
 from service.signing import new_secret
@@ -63,9 +64,11 @@ async def retrieve(request: Request) -> Response:
 async def list_(request: Request) -> Response:
     store = context(request).store
     after = request.query_params.get("after")
-    if after is not None and await store.get_subscription(after) is None:
+    if after is not None and await _find(request, after) is None:
         raise InvalidRequest.field("after", "no such subscription")
-    page = await store.list_subscriptions(limit_param(request), after)
+    page = await store.list_subscriptions(
+        limit_param(request), after, url=request.query_params.get("url")
+    )
     return list_response(
         page.items,
         page.has_more,
@@ -91,10 +94,10 @@ async def update(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    subscription_id = request.path_params["subscription_id"]
-    if not await context(request).store.delete_subscription(subscription_id, time.time()):
+    subscription = await _get(request)
+    if not await context(request).store.delete_subscription(subscription.id, time.time()):
         raise NotFound("no such subscription")
-    return json_response(Deleted(id=subscription_id, object="subscription"))
+    return json_response(Deleted(id=subscription.id, object="subscription"))
 
 
 async def deliveries(request: Request) -> Response:
@@ -146,19 +149,17 @@ async def test(request: Request) -> Response:
     ctx = context(request)
     subscription = await _get(request)
     now = time.time()
-    event = {
-        "id": new_id("evt"),
-        "object": "event",
-        "type": "webhook.test",
-        "created_at": int(now),
-        "data": {"subscription_id": subscription.id, "message": "a test delivery from videohooks"},
-    }
+    event = TestEventOut(
+        id=new_id("evt"),
+        created_at=int(now),
+        data=TestEventData(
+            subscription_id=subscription.id, message="a test delivery from videohooks"
+        ),
+    )
     secrets = [subscription.secret]
     if subscription.previous_secret and (subscription.previous_secret_expires_at or 0) > now:
         secrets.append(subscription.previous_secret)
-    outcome = await ctx.sender.attempt(
-        subscription.url, event["id"], json.dumps(event, separators=(",", ":")), secrets
-    )
+    outcome = await ctx.sender.attempt(subscription.url, event.id, event.model_dump_json(), secrets)
     attempt = AttemptOut(
         attempted_at=int(now),
         status_code=outcome.status_code,
@@ -171,11 +172,16 @@ async def test(request: Request) -> Response:
 
 
 async def _get(request: Request) -> Subscription:
-    subscription_id = request.path_params["subscription_id"]
-    subscription = await context(request).store.get_subscription(subscription_id)
+    subscription = await _find(request, request.path_params["subscription_id"])
     if subscription is None:
         raise NotFound("no such subscription")
     return subscription
+
+
+async def _find(request: Request, subscription_id: str) -> Subscription | None:
+    """The subscription; hooks share its table but not its endpoints (see /v1/hooks)."""
+    found = await context(request).store.get_subscription(subscription_id)
+    return found if found is not None and found.kind == "subscription" else None
 
 
 async def _check_url(request: Request, url: str) -> None:
