@@ -178,9 +178,13 @@ class UncertainError(TransientError):
 
 
 class PermanentError(ProviderError):
-    def __init__(self, message: str, code: str = "provider_rejected") -> None:
+    def __init__(
+        self, message: str, code: str = "provider_rejected", status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
+        # The HTTP status of the refusal, when it was one (a lookup tells "none" by a 404).
+        self.status = status
 
 
 class WebhookRejected(ProviderError):
@@ -221,6 +225,12 @@ class Provider(Protocol):
     async def find_submission(self, request: SubmitRequest) -> ProviderStatus | None:
         """For `reconciliation = "lookup"`: the provider job a submission of this request
         created (found by `request.reference`), or None when the provider has none."""
+        ...
+
+    def handshake(self, body: bytes) -> dict[str, Any] | None:
+        """The answer to a request that only checks a callback URL before any report is sent to
+        it (MiniMax's `challenge`), or None when the body is anything else. The receiver answers
+        it at once with 200: it says nothing about the job."""
         ...
 
     async def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> bool:
@@ -275,6 +285,9 @@ class HttpProvider:
         return {self.auth_header: f"{self.auth_scheme}{self.api_key or ''}"}
 
     async def find_submission(self, request: SubmitRequest) -> ProviderStatus | None:
+        return None
+
+    def handshake(self, body: bytes) -> dict[str, Any] | None:
         return None
 
     async def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> bool:

@@ -11,15 +11,15 @@ never arrived (no connection, DNS or TLS failure, a pool timeout) or that the pr
 as not processed (429) is plainly transient: for a submission, only those are safe to send again.
 
 `request_json` reads JSON answers; `stream` opens a download (a video, an image) to be read as it
-arrives.
+arrives, and `stream_with_credential` one that only the provider's key opens.
 """
 
 from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import httpx2 as httpx
@@ -58,6 +58,31 @@ async def stream(
             yield response
 
 
+@asynccontextmanager
+async def stream_with_credential(
+    http: httpx.AsyncClient, url: str, credential: Mapping[str, str], **kwargs: Any
+) -> AsyncIterator[httpx.Response]:
+    """GET `url` with `credential` (headers), as `stream` does. A redirect (to the storage that
+    holds the file) is followed without the credential: httpx would strip only an Authorization
+    header, and carry any other (an `x-goog-api-key`) to wherever the redirect points."""
+    host = httpx.URL(url).host
+    async with AsyncExitStack() as responses:
+        with _transport_errors(host):
+            response = await responses.enter_async_context(
+                http.stream("GET", url, headers=credential, follow_redirects=False, **kwargs)
+            )
+            if response.is_redirect:
+                target = response.url.join(response.headers["location"])
+                await response.aclose()
+                response = await responses.enter_async_context(
+                    http.stream("GET", target, follow_redirects=True)
+                )
+            if not response.is_success:
+                await response.aread()
+                _check(response, response.url.host)
+            yield response
+
+
 @contextmanager
 def _transport_errors(host: str | None) -> Iterator[None]:
     try:
@@ -80,7 +105,7 @@ def _check(response: httpx.Response, host: str | None) -> None:
             retry_after=parse_retry_after(response.headers.get("retry-after")),
         )
     if code >= 400:
-        raise PermanentError(provider_message(response))
+        raise PermanentError(provider_message(response), status=code)
     if code >= 300:
         raise PermanentError(f"{host} answered a redirect that is not followed (HTTP {code})")
 

@@ -16,13 +16,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.api import (
     callbacks,
     deliveries,
+    docs,
     events,
     health,
+    hooks,
     openapi,
     receiver,
     subscriptions,
     videos,
 )
+from service.api.common import NUL, NUL_REFUSED
 from service.context import Context, hash_api_key
 from service.dashboard import Dashboard
 from service.errors import (
@@ -73,7 +76,11 @@ def _routes(context: Context) -> list[BaseRoute]:
             "/v1/subscriptions/{subscription_id}/rotate-secret", post=subscriptions.rotate_secret
         ),
         _route("/v1/subscriptions/{subscription_id}/test", post=subscriptions.test),
+        _route("/v1/hooks", get=hooks.list_, post=hooks.create),
+        _route("/v1/hooks/{hook_id}", get=hooks.retrieve, delete=hooks.delete),
         _route("/v1/events", get=events.list_),
+        # Before /v1/events/{event_id}, which would take "sample" for an id.
+        _route("/v1/events/sample", get=events.sample),
         _route("/v1/events/{event_id}", get=events.retrieve),
         _route("/v1/events/{event_id}/deliveries", get=events.deliveries),
         _route("/v1/events/{event_id}/redeliver", post=events.redeliver),
@@ -87,6 +94,9 @@ def _routes(context: Context) -> list[BaseRoute]:
         _route("/readyz", get=health.readyz),
         _route("/metrics", get=health.metrics),
         _route("/openapi.json", get=openapi.openapi),
+        _route("/docs", any_query=True, get=docs.page),
+        _route("/docs/start.js", any_query=True, get=docs.start),
+        Mount(docs.ASSETS_PATH, app=docs.assets()),
     ]
     if context.simulator is not None:
         routes.append(Mount("/simulator", app=context.simulator.app))
@@ -107,6 +117,9 @@ def _route(path: str, any_query: bool = False, **endpoints: Endpoint) -> Route:
         unknown = set(request.query_params) - allowed[method]
         if unknown and not any_query:
             raise InvalidRequest.field(sorted(unknown)[0], "is not a parameter of this operation")
+        for name, value in (*request.query_params.multi_items(), *request.path_params.items()):
+            if NUL in value:
+                raise InvalidRequest.field(name, NUL_REFUSED)
         return await endpoints[method](request)
 
     return Route(path, dispatch, methods=[method.upper() for method in endpoints])

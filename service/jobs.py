@@ -40,6 +40,8 @@ from storage.records import (
 
 log = logging.getLogger("videohooks.jobs")
 
+GENERATION_FAILED = JobError(code="generation_failed", message="the provider reported failure")
+
 
 def event_object(event_id: str, event_type: str, created_at: float, video: Video) -> dict[str, Any]:
     """The Event exactly as every subscriber receives it."""
@@ -50,6 +52,39 @@ def event_object(event_id: str, event_type: str, created_at: float, video: Video
         "created_at": int(created_at),
         "data": video.model_dump(mode="json"),
     }
+
+
+def sample_event(event_type: str, public_url: str | None) -> dict[str, Any]:
+    """A realistic event of `event_type`, for platforms that ask for sample data before any event
+    exists (Zapier's and n8n's trigger setup): a made-up simulator job, finished and turned into
+    its event by the code that builds real ones."""
+    now = time.time()
+    model = "simulator/default"
+    status = event_type.removeprefix("video.")
+    job = Job(
+        id=new_id("vid"),
+        status=status,
+        model=model,
+        provider="simulator",
+        provider_job_id=new_id("sim"),
+        progress=100 if status == "completed" else 40,
+        metadata={"user_id": "42"},
+        request={"model": model, "prompt": "a fox in the snow", "fallback_models": []},
+        attempts=[{"provider": "simulator", "model": model, "provider_job_id": None}],
+        created_at=now - 42,
+        updated_at=now,
+        completed_at=now,
+        deadline_at=now,
+    )
+    sim_id = job.provider_job_id
+    job.attempts[0]["provider_job_id"] = sim_id
+    if status == "completed":
+        url = f"{public_url or 'https://videohooks.example'}/simulator/files/{sim_id}.mp4"
+        job.outputs = [{"url": url, "content_type": "video/mp4"}]
+    else:
+        job.error = GENERATION_FAILED.model_dump()
+        job.attempts[0]["error"] = job.error
+    return event_object(new_id("evt"), event_type, now, Video.from_job(job, public_url))
 
 
 def matches(filter_: dict[str, str] | None, event: dict[str, Any]) -> bool:
@@ -69,8 +104,8 @@ def matches(filter_: dict[str, str] | None, event: dict[str, Any]) -> bool:
 def route_event(
     job: Job, event: dict[str, Any], subscriptions: Sequence[Subscription]
 ) -> list[NewDelivery]:
-    """One delivery per subscription that wants the event (skipped, to recover later, when the
-    subscription is disabled), and one to the job's callback_url."""
+    """One delivery per subscription or hook that wants the event (skipped, to recover later,
+    when it is disabled), and one to the job's callback_url. A hook's `*` wants every event."""
     deliveries = [
         NewDelivery(
             subscription_id=subscription.id,
@@ -78,7 +113,8 @@ def route_event(
             status="pending" if subscription.status == "active" else "skipped",
         )
         for subscription in subscriptions
-        if event["type"] in subscription.events and matches(subscription.filter, event)
+        if (event["type"] in subscription.events or "*" in subscription.events)
+        and matches(subscription.filter, event)
     ]
     if job.callback_url:
         deliveries.append(NewDelivery(subscription_id=None, url=job.callback_url))
@@ -230,9 +266,7 @@ class JobEngine:
             outputs = [o.model_dump() for o in report.outputs]
             await self.finish(job, "completed", outputs=outputs, source=source)
         elif report.status == "failed":
-            error = report.error or JobError(
-                code="generation_failed", message="the provider reported failure"
-            )
+            error = report.error or GENERATION_FAILED
             await self.attempt_failed(job, error, source)
         elif source == "poll":
             now = time.time()

@@ -38,7 +38,8 @@ POLLS = Counter(
 WEBHOOKS = Counter(
     "videohooks_webhooks",
     "Provider webhooks received, by provider and result: accepted, ignored (duplicate or late),"
-    " rejected (bad token or signature), mismatch (a body about another job).",
+    " rejected (bad token or signature), mismatch (a body about another job), handshake (a"
+    " provider checking its callback URL, answered at once).",
     ["provider", "result"],
 )
 SUBMISSIONS = Counter(

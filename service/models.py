@@ -7,7 +7,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from handlers import PROVIDER_NAMES, implemented
+from handlers import implemented
 from handlers.base import CONTENT_URL_PREFIX
 from storage.records import Attempt as AttemptRecord
 from storage.records import Delivery as DeliveryRecord
@@ -28,8 +28,6 @@ def _model_id(value: str) -> str:
     if match is None:
         raise ValueError("must be provider/model, e.g. simulator/default or nanogpt/veo3")
     provider, known = match.group(1), ", ".join(implemented())
-    if provider in PROVIDER_NAMES and provider not in implemented():
-        raise ValueError(f"provider {provider!r} has no handler yet; available: {known}")
     if provider not in implemented():
         raise ValueError(f"unknown provider {provider!r}; known: {known}")
     return value
@@ -254,13 +252,52 @@ class SubscriptionOut(BaseModel):
         )
 
 
+HookEvent = Literal["video.completed", "video.failed", "*"]
+
+
+class CreateHook(Strict):
+    target_url: str = Field(max_length=2000, description="where the events are POSTed")
+    event: HookEvent = Field(description="the event type to send, or * for every type")
+
+
+class HookOut(BaseModel):
+    """A REST hook (the Zapier convention): removed when its target answers 410 Gone."""
+
+    id: str
+    object: Literal["hook"] = "hook"
+    target_url: str
+    event: HookEvent
+    status: Literal["active", "disabled"]
+    disabled_reason: str | None
+    created_at: int
+
+    @classmethod
+    def from_record(cls, record: SubscriptionRecord) -> HookOut:
+        return cls(
+            id=record.id,
+            target_url=record.url,
+            event=record.events[0],  # type: ignore[arg-type]
+            status=record.status,  # type: ignore[arg-type]
+            disabled_reason=record.disabled_reason,
+            created_at=int(record.created_at),
+        )
+
+
+class CreatedHook(HookOut):
+    secret: str = Field(description="whsec_… signing this hook's deliveries; shown only here")
+
+
 class Recover(Strict):
     since: int = Field(ge=0, description="Unix seconds: deliveries created at or after")
     until: int | None = Field(default=None, ge=0, description="Unix seconds: created before")
 
 
 class Redeliver(Strict):
-    subscription_id: str | None = Field(default=None, max_length=100)
+    subscription_id: str | None = Field(
+        default=None,
+        max_length=100,
+        description="only this subscription or hook (default: every target the event had)",
+    )
 
 
 class Queued(BaseModel):
@@ -278,10 +315,25 @@ class AttemptOut(BaseModel):
     response_body: str | None
 
 
+class TestEventData(BaseModel):
+    subscription_id: str
+    message: str
+
+
+class TestEventOut(BaseModel):
+    """The `webhook.test` ping: signed and sent like any event, but not stored."""
+
+    id: str
+    object: Literal["event"] = "event"
+    type: Literal["webhook.test"] = "webhook.test"
+    created_at: int
+    data: TestEventData
+
+
 class TestDelivery(BaseModel):
     object: Literal["test_delivery"] = "test_delivery"
     succeeded: bool
-    event: dict[str, Any]
+    event: TestEventOut
     attempt: AttemptOut
 
 

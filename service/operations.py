@@ -4,44 +4,42 @@ them as JSON, the dashboard shows their message beside the form."""
 
 from __future__ import annotations
 
-import json
 import time
 
 from service.context import Context
 from service.errors import InvalidRequest, NotFound
 from service.models import (
     AttemptOut,
+    CreateHook,
     CreateSubscription,
     Queued,
     Recover,
     TestDelivery,
+    TestEventData,
+    TestEventOut,
     UpdateSubscription,
 )
 from service.signing import new_secret
 from service.urls import UrlRejected
 from storage.ids import new_id
-from storage.records import Event, Subscription
+from storage.records import Subscription
 
 # Deliveries re-queued by one recover call; call again while has_more is true.
 RECOVER_LIMIT = 10_000
 
 
-async def redeliver(ctx: Context, event: Event, subscription_id: str | None) -> int:
-    """Sends the event again: to every target, or to one subscription (which need not have had a
-    delivery of it before); the number of deliveries queued."""
-    if subscription_id is not None:
-        subscription = await ctx.store.get_subscription(subscription_id)
-        if subscription is None:
-            raise InvalidRequest.field("subscription_id", "no such subscription")
-        if subscription.status != "active":
-            raise InvalidRequest.field("subscription_id", "the subscription is disabled")
-    return await ctx.store.redeliver(event.id, subscription_id, time.time())
+# Each operation on a subscription names the kind it acts on: the API's /v1/subscriptions
+# endpoints act on subscriptions only (hooks have /v1/hooks); the dashboard, on both (kind None).
+SUBSCRIPTION = "subscription"
+HOOK = "hook"
 
 
-async def subscription(ctx: Context, subscription_id: str) -> Subscription:
+async def subscription(
+    ctx: Context, subscription_id: str, kind: str | None = SUBSCRIPTION
+) -> Subscription:
     found = await ctx.store.get_subscription(subscription_id)
-    if found is None:
-        raise NotFound("no such subscription")
+    if found is None or (kind is not None and found.kind != kind):
+        raise NotFound(f"no such {kind or 'subscription'}")
     return found
 
 
@@ -60,10 +58,30 @@ async def create_subscription(ctx: Context, body: CreateSubscription) -> Subscri
     return created
 
 
+async def create_hook(ctx: Context, body: CreateHook) -> Subscription:
+    """A REST hook: a subscription row of kind "hook" to one event type (or `*`)."""
+    try:
+        await ctx.url_policy.check(body.target_url)
+    except UrlRejected as exc:
+        raise InvalidRequest.field("target_url", str(exc)) from None
+    now = time.time()
+    hook = Subscription(
+        id=new_id("hook"),
+        kind=HOOK,
+        url=body.target_url,
+        events=[body.event],
+        secret=new_secret(),
+        created_at=now,
+        updated_at=now,
+    )
+    await ctx.store.create_subscription(hook)
+    return hook
+
+
 async def update_subscription(
-    ctx: Context, subscription_id: str, body: UpdateSubscription
+    ctx: Context, subscription_id: str, body: UpdateSubscription, kind: str | None = SUBSCRIPTION
 ) -> Subscription:
-    current = await subscription(ctx, subscription_id)
+    current = await subscription(ctx, subscription_id, kind)
     changes = body.model_dump(exclude_unset=True)
     if "url" in changes:
         await check_url(ctx, changes["url"])
@@ -75,11 +93,13 @@ async def update_subscription(
     return updated
 
 
-async def recover(ctx: Context, subscription_id: str, body: Recover) -> Queued:
+async def recover(
+    ctx: Context, subscription_id: str, body: Recover, kind: str | None = SUBSCRIPTION
+) -> Queued:
     """Queues again the failed and skipped deliveries created in [since, until) - what a
     subscriber missed while it was down or disabled. Bounded (RECOVER_LIMIT a call; call again
     while has_more) and idempotent (what is already queued is not queued twice)."""
-    current = await subscription(ctx, subscription_id)
+    current = await subscription(ctx, subscription_id, kind)
     if current.status != "active":
         raise InvalidRequest.field("status", "the subscription is disabled; enable it first")
     now = time.time()
@@ -90,9 +110,11 @@ async def recover(ctx: Context, subscription_id: str, body: Recover) -> Queued:
     return Queued(queued=queued, has_more=queued == RECOVER_LIMIT)
 
 
-async def rotate_secret(ctx: Context, subscription_id: str) -> Subscription:
+async def rotate_secret(
+    ctx: Context, subscription_id: str, kind: str | None = SUBSCRIPTION
+) -> Subscription:
     """A new whsec_ secret; deliveries carry signatures by both until the grace period ends."""
-    current = await subscription(ctx, subscription_id)
+    current = await subscription(ctx, subscription_id, kind)
     now = time.time()
     rotated = await ctx.store.rotate_secret(
         current.id, new_secret(), now + ctx.settings.secret_grace, now
@@ -102,24 +124,22 @@ async def rotate_secret(ctx: Context, subscription_id: str) -> Subscription:
     return rotated
 
 
-async def send_test(ctx: Context, subscription_id: str) -> TestDelivery:
+async def send_test(
+    ctx: Context, subscription_id: str, kind: str | None = SUBSCRIPTION
+) -> TestDelivery:
     """Sends a signed `webhook.test` event now; the attempt's result. It is not a video event: it
     is not stored and appears in no list."""
-    current = await subscription(ctx, subscription_id)
+    current = await subscription(ctx, subscription_id, kind)
     now = time.time()
-    event = {
-        "id": new_id("evt"),
-        "object": "event",
-        "type": "webhook.test",
-        "created_at": int(now),
-        "data": {"subscription_id": current.id, "message": "a test delivery from videohooks"},
-    }
+    event = TestEventOut(
+        id=new_id("evt"),
+        created_at=int(now),
+        data=TestEventData(subscription_id=current.id, message="a test delivery from videohooks"),
+    )
     secrets = [current.secret]
     if current.previous_secret and (current.previous_secret_expires_at or 0) > now:
         secrets.append(current.previous_secret)
-    outcome = await ctx.sender.attempt(
-        current.url, event["id"], json.dumps(event, separators=(",", ":")), secrets
-    )
+    outcome = await ctx.sender.attempt(current.url, event.id, event.model_dump_json(), secrets)
     attempt = AttemptOut(
         attempted_at=int(now),
         status_code=outcome.status_code,
@@ -131,8 +151,11 @@ async def send_test(ctx: Context, subscription_id: str) -> TestDelivery:
     return TestDelivery(succeeded=outcome.succeeded, event=event, attempt=attempt)
 
 
-async def delete_subscription(ctx: Context, subscription_id: str) -> None:
-    if not await ctx.store.delete_subscription(subscription_id, time.time()):
+async def delete_subscription(
+    ctx: Context, subscription_id: str, kind: str | None = SUBSCRIPTION
+) -> None:
+    current = await subscription(ctx, subscription_id, kind)
+    if not await ctx.store.delete_subscription(current.id, time.time()):
         raise NotFound("no such subscription")
 
 

@@ -212,8 +212,16 @@ class Store(Protocol):
     async def get_subscription(self, subscription_id: str) -> Subscription | None: ...
 
     async def list_subscriptions(
-        self, limit: int, after: str | None, status: str | None = None
-    ) -> Page[Subscription]: ...
+        self,
+        limit: int,
+        after: str | None,
+        kind: str = "subscription",
+        url: str | None = None,
+        status: str | None = None,
+    ) -> Page[Subscription]:
+        """Subscriptions (or hooks, with kind="hook"), newest first; with `url`, only those
+        delivering to exactly that URL; with `status`, only the active or the disabled."""
+        ...
 
     async def update_subscription(
         self, subscription_id: str, changes: dict[str, Any], now: float
@@ -251,7 +259,11 @@ class Store(Protocol):
         """The job's one terminal event, once it has one."""
         ...
 
-    async def list_events(self, type: str | None, limit: int, after: str | None) -> Page[Event]: ...
+    async def list_events(
+        self, type: str | None, limit: int, after: str | None, since: float | None = None
+    ) -> Page[Event]:
+        """Newest first; with `since`, only events created at or after it (Unix seconds)."""
+        ...
 
     async def list_deliveries(
         self,
@@ -288,7 +300,8 @@ class Store(Protocol):
         self, worker: str, results: Sequence[AttemptResult], disable_after: float
     ) -> None:
         """Records outcomes; a subscription answering 410, or failing with no success for
-        `disable_after` seconds, is disabled and its pending deliveries kept as skipped."""
+        `disable_after` seconds, is disabled and its pending deliveries kept as skipped; a hook
+        answering 410 is removed and its pending deliveries cancelled."""
         ...
 
     async def delivery_stats(self) -> DeliveryStats: ...

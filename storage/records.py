@@ -50,6 +50,8 @@ class Job(BaseModel):
 
 class Subscription(BaseModel):
     id: str
+    # "subscription", or "hook": a REST hook (the Zapier convention), removed on 410 Gone.
+    kind: str = "subscription"
     url: str
     events: list[str]
     description: str | None = None
@@ -153,7 +155,7 @@ class AttemptResult:
     # timeout, connection, http_status, redirect, blocked, internal
     error_class: str | None = None
     response_body: str | None = None
-    # Set when the answer asks for the subscription to be disabled (410 Gone).
+    # Set when the receiver answered 410 Gone: its subscription is disabled, a hook removed.
     disable_reason: str | None = None
 
 

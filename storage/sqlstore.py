@@ -465,9 +465,14 @@ class SqlStore:
         return None if row is None else subscription(row)
 
     async def list_subscriptions(
-        self, limit: int, after: str | None, status: str | None = None
+        self,
+        limit: int,
+        after: str | None,
+        kind: str = "subscription",
+        url: str | None = None,
+        status: str | None = None,
     ) -> Page[Subscription]:
-        params = {"status": status, "after": after, "limit": limit + 1}
+        params = {"kind": kind, "url": url, "status": status, "after": after, "limit": limit + 1}
         rows = await self._read("subscription_list", params)
         return page([subscription(row) for row in rows], limit)
 
@@ -550,8 +555,11 @@ class SqlStore:
         row = await self._read_one("event_by_job", {"job_id": job_id})
         return None if row is None else Event.model_validate(dict(row))
 
-    async def list_events(self, type: str | None, limit: int, after: str | None) -> Page[Event]:
-        rows = await self._read("event_list", {"type": type, "after": after, "limit": limit + 1})
+    async def list_events(
+        self, type: str | None, limit: int, after: str | None, since: float | None = None
+    ) -> Page[Event]:
+        params = {"type": type, "since": since, "after": after, "limit": limit + 1}
+        rows = await self._read("event_list", params)
         return page([Event.model_validate(dict(row)) for row in rows], limit)
 
     async def list_deliveries(
@@ -682,6 +690,10 @@ class SqlStore:
                 {"id": row["id"], "reason": failing_reason(row["failing_since"], now), "now": now}
                 for row in failing
             ]
+            for target in gone:
+                # A hook answering 410 is removed, with what it still had waiting.
+                if (yield Execute("hook_remove", target)):
+                    yield Execute("deliveries_cancel_for_subscription", target)
             for subscription_to_disable in disable:
                 if (yield Execute("subscription_disable", subscription_to_disable)):
                     yield Execute("deliveries_skip_for_subscription", subscription_to_disable)

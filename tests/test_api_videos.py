@@ -67,10 +67,8 @@ async def test_unknown_provider_and_malformed_model_are_422(env):
             response = await svc.api.post("/v1/videos", json={"model": model})
             assert response.status_code == 422, model
             assert response.json()["error"]["details"][0]["field"] == "model"
-        # A provider name the contract reserves, with no handler yet, says so.
-        response = await svc.api.post("/v1/videos", json={"model": "runway/gen4", "prompt": "x"})
-        assert response.status_code == 422
-        assert "'runway' has no handler yet" in response.json()["error"]["message"]
+        response = await svc.api.post("/v1/videos", json={"model": "nosuch/model"})
+        assert "unknown provider 'nosuch'" in response.json()["error"]["message"]
 
 
 async def test_bad_json_bodies(env):
@@ -124,6 +122,9 @@ async def test_idempotency_key_returns_the_original_or_409(env):
         again = await svc.api.post("/v1/videos", content=reordered, headers=headers)
         assert again.status_code == 200
         assert again.json()["id"] == first.json()["id"]
+        # A replay says so; a new job does not.
+        assert again.headers["idempotent-replayed"] == "true"
+        assert "idempotent-replayed" not in first.headers
         other = await svc.api.post("/v1/videos", json={**body, "prompt": "other"}, headers=headers)
         assert other.status_code == 409
         assert other.json()["error"]["code"] == "idempotency_conflict"

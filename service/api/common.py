@@ -16,6 +16,9 @@ from service.errors import InvalidJson, InvalidRequest
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+# PostgreSQL's text and jsonb cannot hold U+0000: refused at the door, not a 500 in the database.
+NUL = "\x00"
+NUL_REFUSED = "must not contain the NUL character (U+0000)"
 
 
 def context(request: Request) -> Context:
@@ -40,7 +43,24 @@ async def read_json(request: Request, empty_is: dict[str, Any] | None = None) ->
         ) from None
     if not isinstance(data, dict):
         raise InvalidRequest.field("body", "must be a JSON object")
+    if (field := _nul_at(data)) is not None:
+        raise InvalidRequest.field(field, NUL_REFUSED)
     return data
+
+
+def _nul_at(data: dict[str, Any]) -> str | None:
+    """The dot path of the first key or string holding a NUL; iterative, since bodies nest deep."""
+    pending: list[tuple[str, Any]] = [("", data)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str) and NUL in value:
+            return path or "body"
+        if isinstance(value, dict | list):
+            for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+                if NUL in str(key):
+                    return path or "body"
+                pending.append((f"{path}.{key}".lstrip("."), item))
+    return None
 
 
 def validate(model: type[M], data: dict[str, Any]) -> M:

@@ -1,11 +1,14 @@
-"""/v1/events: the one terminal event of each job, newest first; its deliveries; redelivery."""
+"""/v1/events: the one terminal event of each job, newest first; its deliveries; redelivery; a
+sample of each type."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
+import time
 
-from service import operations
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from service import redelivery
 from service.api import deliveries as delivery_views
 from service.api.common import (
     choice_param,
@@ -17,6 +20,7 @@ from service.api.common import (
     validate,
 )
 from service.errors import InvalidRequest, NotFound
+from service.jobs import sample_event
 from service.models import EVENT_TYPES, Queued, Redeliver
 from storage.records import Event
 
@@ -27,8 +31,17 @@ async def list_(request: Request) -> Response:
     after = request.query_params.get("after")
     if after is not None and await store.get_event(after) is None:
         raise InvalidRequest.field("after", "no such event")
-    page = await store.list_events(event_type, limit_param(request), after)
+    since = delivery_views.since_param(request)
+    page = await store.list_events(event_type, limit_param(request), after, since)
     return list_response(page.items, page.has_more, lambda e: e.payload, lambda e: e.id)
+
+
+async def sample(request: Request) -> Response:
+    """A realistic event of a type, made up: for platforms that want sample data before any
+    event exists. It is not stored and appears in no list."""
+    event_type = choice_param(request, "type", EVENT_TYPES) or EVENT_TYPES[0]
+    public_url = context(request).settings.public_url
+    return JSONResponse(sample_event(event_type, public_url))
 
 
 async def retrieve(request: Request) -> Response:
@@ -48,11 +61,16 @@ async def deliveries(request: Request) -> Response:
 
 
 async def redeliver(request: Request) -> Response:
-    """Sends the event again: to every target, or to one subscription (which need not have had
-    a delivery of it before)."""
+    """Sends the event again: to every target, or to one subscription or hook."""
     event = await _get(request)
     body = validate(Redeliver, await read_json(request, empty_is={}))
-    queued = await operations.redeliver(context(request), event, body.subscription_id)
+    store = context(request).store
+    try:
+        queued = await redelivery.redeliver(store, event.id, body.subscription_id, time.time())
+    except redelivery.RedeliveryRefused as exc:
+        if exc.field == "event_id":
+            raise NotFound(exc.message) from None  # removed by retention meanwhile
+        raise InvalidRequest.field(exc.field, exc.message) from None
     return json_response(Queued(queued=queued), 202)
 
 

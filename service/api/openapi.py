@@ -11,21 +11,27 @@ from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from service import __version__
+from service.api.common import context
 from service.models import (
     EVENT_TYPES,
     CallbackSecretOut,
+    CreatedHook,
+    CreateHook,
     CreateSubscription,
     CreateVideo,
     Deleted,
     DeliveryOut,
     ErrorResponse,
     EventOut,
+    HookOut,
     ListOf,
     Queued,
     Recover,
     Redeliver,
     SubscriptionOut,
     TestDelivery,
+    TestEventOut,
     UpdateSubscription,
     Video,
 )
@@ -51,6 +57,8 @@ class Operation:
     raw_body: bool = False
     # A 200 answer is the output's bytes, not JSON.
     binary: bool = False
+    # Headers of an answer, by status.
+    response_headers: tuple[tuple[int, str, str], ...] = ()
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -89,6 +97,13 @@ OPERATIONS = (
         {202: Video, 200: Video},
         body=CreateVideo,
         headers=(IDEMPOTENCY_KEY,),
+        response_headers=(
+            (
+                200,
+                "Idempotent-Replayed",
+                "true: this Idempotency-Key was used before with this body; the original job",
+            ),
+        ),
         errors=(400, 401, 409, 413, 422),
     ),
     Operation(
@@ -128,7 +143,11 @@ OPERATIONS = (
         "/v1/subscriptions",
         "List subscriptions",
         {200: ListOf[SubscriptionOut]},
-        query=(LIMIT, _after("subscription")),
+        query=(
+            _query("url", {"type": "string"}, "only those delivering to exactly this URL"),
+            LIMIT,
+            _after("subscription"),
+        ),
         errors=(401, 422),
     ),
     Operation(
@@ -184,14 +203,59 @@ OPERATIONS = (
         errors=(401, 404),
     ),
     Operation(
+        "post",
+        "/v1/hooks",
+        "Subscribe a REST hook (the Zapier convention)",
+        {201: CreatedHook},
+        body=CreateHook,
+        errors=(400, 401, 413, 422),
+    ),
+    Operation(
+        "get",
+        "/v1/hooks",
+        "List REST hooks",
+        {200: ListOf[HookOut]},
+        query=(
+            _query("target_url", {"type": "string"}, "only those sending to exactly this URL"),
+            LIMIT,
+            _after("hook"),
+        ),
+        errors=(401, 422),
+    ),
+    Operation(
+        "get", "/v1/hooks/{hook_id}", "Retrieve a REST hook", {200: HookOut}, errors=(401, 404)
+    ),
+    Operation(
+        "delete",
+        "/v1/hooks/{hook_id}",
+        "Unsubscribe a REST hook",
+        {200: Deleted},
+        errors=(401, 404),
+    ),
+    Operation(
         "get",
         "/v1/events",
         "List events, newest first",
         {200: ListOf[EventOut]},
         query=(
             _query("type", {"type": "string", "enum": list(EVENT_TYPES)}, "only this type"),
+            SINCE,
             LIMIT,
             _after("event"),
+        ),
+        errors=(401, 422),
+    ),
+    Operation(
+        "get",
+        "/v1/events/sample",
+        "A made-up event of a type, for sample data before any event exists",
+        {200: EventOut},
+        query=(
+            _query(
+                "type",
+                {"type": "string", "enum": list(EVENT_TYPES)},
+                f"the event type (default {EVENT_TYPES[0]})",
+            ),
         ),
         errors=(401, 422),
     ),
@@ -287,9 +351,42 @@ _DESCRIPTIONS = {
 }
 
 
+TAGS = (
+    ("/v1/videos", "Videos", "Submit video jobs and follow them"),
+    ("/v1/subscriptions", "Subscriptions", "Where events are delivered, and their operations"),
+    ("/v1/hooks", "Hooks", "REST hooks (the Zapier convention), removed on a 410 answer"),
+    ("/v1/events", "Events", "The one terminal event of each job, and samples"),
+    ("/v1/deliveries", "Deliveries", "Every attempt to deliver an event, to find and replay"),
+    ("/v1/callback-secret", "Callbacks", "The secret signing deliveries to per-job callback URLs"),
+    ("/hooks/", "Provider receiver", "Where providers send their webhooks (no API key)"),
+    ("/", "Health", "Liveness, readiness and metrics"),
+)
+
+WEBHOOK_HEADERS = (
+    ("webhook-id", "the event id: the same on every retry and for every receiver", {}),
+    ("webhook-timestamp", "Unix seconds of this attempt", {"pattern": "^[0-9]+$"}),
+    (
+        "webhook-signature",
+        'v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">, several space-separated while a '
+        "secret is rotating",
+        {"pattern": "^v1,"},
+    ),
+)
+
+WEBHOOKS = (
+    ("video.completed", EventOut, "A job completed: its outputs are ready"),
+    ("video.failed", EventOut, "A job failed, after every fallback model"),
+    ("webhook.test", TestEventOut, "A test ping (POST /v1/subscriptions/{id}/test); not stored"),
+)
+
+
 @cache
-def document() -> dict[str, Any]:
-    models: list[tuple[type[BaseModel], Any]] = [(ErrorResponse, "serialization")]
+def document(public_url: str | None = None) -> dict[str, Any]:
+    """The OpenAPI document; with `public_url` (VIDEOHOOKS_PUBLIC_URL), it names the server."""
+    models: list[tuple[type[BaseModel], Any]] = [
+        (ErrorResponse, "serialization"),
+        *((model, "serialization") for _, model, _ in WEBHOOKS),
+    ]
     for operation in OPERATIONS:
         if operation.body is not None:
             models.append((operation.body, "validation"))
@@ -303,18 +400,68 @@ def document() -> dict[str, Any]:
         "summary": "Prometheus metrics",
         "responses": {"200": {"description": "OK", "content": text}},
     }
-    paths["/metrics"] = {"get": metrics}
-    return {
+    paths["/metrics"] = {"get": metrics | {"tags": [_tag("/metrics")]}}
+    found: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "videohooks",
-            "version": "0.1.0",
-            "description": "Signed webhooks for AI video generation.",
+            "version": __version__,
+            "description": DESCRIPTION,
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
+        "tags": [{"name": name, "description": text} for _, name, text in TAGS],
         "paths": paths,
+        "webhooks": {
+            name: {"post": _webhook(name, model, summary, refs)}
+            for name, model, summary in WEBHOOKS
+        },
         "components": {
             "schemas": definitions.get("$defs", {}),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+    if public_url:
+        found["servers"] = [{"url": public_url}]
+    return found
+
+
+DESCRIPTION = (
+    "Signed webhooks for AI video generation: submit a job to any provider, get exactly one "
+    "`video.completed` or `video.failed` event, delivered with Standard Webhooks signatures. "
+    "Every `/v1` route takes `Authorization: Bearer <API key>`. The events this service sends "
+    "are under `webhooks`; docs/receiving.md shows how to verify them."
+)
+
+
+def _tag(path: str) -> str:
+    return next(name for prefix, name, _ in TAGS if path.startswith(prefix))
+
+
+def _webhook(
+    name: str, model: type[BaseModel], summary: str, refs: dict[Any, Any]
+) -> dict[str, Any]:
+    schema = refs[(model, "serialization")]
+    if model is EventOut:
+        # This type only, on the shared Event schema.
+        schema = {"allOf": [schema, {"properties": {"type": {"const": name}}}]}
+    return {
+        "summary": summary,
+        "tags": ["Events"],
+        "parameters": [
+            {
+                "name": header,
+                "in": "header",
+                "required": True,
+                "description": description,
+                "schema": {"type": "string"} | extra,
+            }
+            for header, description, extra in WEBHOOK_HEADERS
+        ],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        "responses": {
+            "200": {"description": "Any 2xx within the timeout: delivered"},
+            "410": {"description": "Gone: a subscription is disabled, a hook removed"},
+            "default": {"description": "Anything else, redirects included: retried on schedule"},
         },
     }
 
@@ -325,7 +472,11 @@ def _operation(operation: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
         for name in _path_names(operation.path)
     ]
     parameters += list(operation.query) + list(operation.headers)
-    result: dict[str, Any] = {"summary": operation.summary, "parameters": parameters}
+    result: dict[str, Any] = {
+        "summary": operation.summary,
+        "tags": [_tag(operation.path)],
+        "parameters": parameters,
+    }
     result["responses"] = {
         str(status): _response(operation, status, model, refs)
         for status, model in operation.responses.items()
@@ -351,6 +502,13 @@ def _response(
     operation: Operation, status: int, model: type[BaseModel] | None, refs: dict[Any, Any]
 ) -> dict[str, Any]:
     response: dict[str, Any] = {"description": _DESCRIPTIONS[status]}
+    headers = {
+        name: {"description": text, "schema": {"type": "string"}}
+        for code, name, text in operation.response_headers
+        if code == status
+    }
+    if headers:
+        response["headers"] = headers
     if status == 307:
         return response  # a redirect has no body to describe
     if operation.binary:
@@ -374,4 +532,4 @@ def _path_names(path: str) -> list[str]:
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(document())
+    return JSONResponse(document(context(request).settings.public_url))

@@ -6,7 +6,8 @@ is found by the provider job id in the body, so the signature is mandatory there
 
 What arrives is checked (token, then the provider's signature), persisted, and answered at once;
 the worker applies it afterwards. A body is taken as the job's status only when its signature
-verified; anything else merely makes the worker ask the provider.
+verified; anything else merely makes the worker ask the provider. A provider's check of the URL
+itself (MiniMax's challenge, `Provider.handshake`) is answered at once on a valid token.
 
 Each webhook that names a job is told in the job's story: accepted, a duplicate of what is already
 final, ignored, or rejected and why.
@@ -46,10 +47,15 @@ async def receive(request: Request) -> Response:
     provider = ctx.provider(provider_name)
     if claim.provider != provider_name or provider is None:
         raise NotFound("no such receiver")
+    body = await request.body()
+    # A provider checking the URL (MiniMax's challenge) must be answered within seconds, while
+    # the submission that handed it the URL may still be waiting for its own answer.
+    if (answer := provider.handshake(body)) is not None:
+        metrics.WEBHOOKS.labels(provider_name, "handshake").inc()
+        return JSONResponse(answer)
     job = await ctx.store.get_job(claim.job_id)
     if job is None:
         raise NotFound("no such job")
-    body = await request.body()
     try:
         trusted = await _verify(provider, request, body)
     except Unauthorized as exc:

@@ -1,6 +1,7 @@
 """/v1/subscriptions: where events are delivered, and the operations on a subscription: its
 deliveries, recovering what it missed, rotating its secret, a test ping. The operations
-themselves are service/operations.py's, shared with the dashboard."""
+themselves are service/operations.py's, shared with the dashboard. Hooks share the table but not
+these endpoints (see /v1/hooks)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from service.api.common import (
     read_json,
     validate,
 )
-from service.errors import InvalidRequest
+from service.errors import InvalidRequest, NotFound
 from service.models import (
     CreateSubscription,
     Deleted,
@@ -41,11 +42,16 @@ async def retrieve(request: Request) -> Response:
 
 
 async def list_(request: Request) -> Response:
-    store = context(request).store
+    ctx = context(request)
     after = request.query_params.get("after")
-    if after is not None and await store.get_subscription(after) is None:
-        raise InvalidRequest.field("after", "no such subscription")
-    page = await store.list_subscriptions(limit_param(request), after)
+    if after is not None:
+        try:
+            await operations.subscription(ctx, after)
+        except NotFound:
+            raise InvalidRequest.field("after", "no such subscription") from None
+    page = await ctx.store.list_subscriptions(
+        limit_param(request), after, url=request.query_params.get("url")
+    )
     return list_response(
         page.items,
         page.has_more,

@@ -113,6 +113,7 @@ class Dashboard:
             post("/deliveries/redeliver", self.redeliver),
             Route("/subscriptions", page(subscriptions.list_), include_in_schema=False),
             post("/subscriptions", subscriptions.create),
+            post("/subscriptions/hooks", subscriptions.create_hook),
             Route(
                 "/subscriptions/{subscription_id}",
                 page(subscriptions.show),
@@ -242,7 +243,10 @@ class Dashboard:
         delivery_rows = [
             (status, deliveries.get(status, 0)) for status in ("succeeded", "failed", "pending")
         ] + [(status, count) for status, count in deliveries.items() if status in ("skipped",)]
-        disabled = await self.store.list_subscriptions(10, None, status="disabled")
+        disabled = [
+            await self.store.list_subscriptions(10, None, kind=kind, status="disabled")
+            for kind in ("subscription", "hook")
+        ]
         values = {
             "jobs_chart": charts.bar_chart("Jobs by status, last 24 h", list(by_status.items())),
             "providers_chart": charts.bar_chart(

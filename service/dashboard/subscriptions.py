@@ -1,7 +1,9 @@
-"""The dashboard's subscription pages: list, create, edit, enable/disable, rotate the secret (shown
-once), send a test event, recover failed deliveries since a time, delete. Each form is turned
-into the API's own request model and handed to the operation the API endpoint calls
-(service/operations.py), so the rules - validation, the URL policy - are the API's."""
+"""The dashboard's subscription and hook pages: list, create, edit (subscriptions), enable/disable,
+rotate the secret (shown once), send a test event, recover failed deliveries since a time,
+delete. Each form is turned into the API's own request model and handed to the operation the API
+endpoint calls (service/operations.py), so the rules - validation, the URL policy - are the
+API's. Hooks (the Zapier convention) are subscription rows of kind "hook": the same page serves
+both."""
 
 from __future__ import annotations
 
@@ -17,7 +19,13 @@ from starlette.responses import Response
 from service import operations
 from service.api.common import validate
 from service.errors import ApiError, InvalidRequest
-from service.models import EVENT_TYPES, CreateSubscription, Recover, UpdateSubscription
+from service.models import (
+    EVENT_TYPES,
+    CreateHook,
+    CreateSubscription,
+    Recover,
+    UpdateSubscription,
+)
 from storage.records import Subscription
 
 if TYPE_CHECKING:
@@ -88,22 +96,30 @@ class SubscriptionPages:
         status = request.query_params.get("status") or None
         if status not in (None, "active", "disabled"):
             status = None
-        after = request.query_params.get("after") or None
-        page = await self.context.store.list_subscriptions(PAGE, after, status=status)
-        kept = {"status": status} if status else {}
-        next_url = None
-        if page.has_more and page.items:
-            next_url = "/subscriptions?" + urlencode(kept | {"after": page.items[-1].id})
-        values = {
-            "page": page,
-            "status": status,
-            "next_url": next_url,
-            "first_url": "/subscriptions?" + urlencode(kept) if after else None,
+        values = await self._lists(request, status) | {
             "form": {"events": list(EVENT_TYPES)},
+            "hook_form": {"event": "*"},
             "errors": {},
-            "event_types": EVENT_TYPES,
         }
         return self.dashboard.render(request, "subscriptions.html", values)
+
+    async def _lists(self, request: Request, status: str | None) -> dict[str, Any]:
+        """A page of subscriptions and one of hooks, each with its own cursor."""
+        values: dict[str, Any] = {"status": status, "event_types": EVENT_TYPES}
+        for kind, cursor in ((operations.SUBSCRIPTION, "after"), (operations.HOOK, "hooks_after")):
+            after = request.query_params.get(cursor) or None
+            page = await self.context.store.list_subscriptions(
+                PAGE, after, kind=kind, status=status
+            )
+            kept = {"status": status} if status else {}
+            values[kind] = {
+                "page": page,
+                "next_url": "/subscriptions?" + urlencode(kept | {cursor: page.items[-1].id})
+                if page.has_more and page.items
+                else None,
+                "first_url": "/subscriptions?" + urlencode(kept) if after else None,
+            }
+        return values
 
     async def create(self, request: Request) -> Response:
         fields = subscription_fields(request.state.form)
@@ -112,13 +128,28 @@ class SubscriptionPages:
             body = validate(CreateSubscription, given)
             created = await operations.create_subscription(self.context, body)
         except ApiError as exc:
-            page = await self.context.store.list_subscriptions(PAGE, None)
-            values = {
-                "page": page,
-                "status": None,
+            values = await self._lists(request, None) | {
                 "form": fields,
+                "hook_form": {"event": "*"},
                 "errors": errors_of(exc),
-                "event_types": EVENT_TYPES,
+            }
+            return self.dashboard.render(request, "subscriptions.html", values, status_code=422)
+        return await self._show(request, created, secret=created.secret, status_code=201)
+
+    async def create_hook(self, request: Request) -> Response:
+        form = request.state.form
+        fields = {
+            "target_url": str(form.get("target_url", "")).strip(),
+            "event": str(form.get("event", "")),
+        }
+        try:
+            created = await operations.create_hook(self.context, validate(CreateHook, fields))
+        except ApiError as exc:
+            errors = {f"hook_{name}": message for name, message in errors_of(exc).items()}
+            values = await self._lists(request, None) | {
+                "form": {"events": list(EVENT_TYPES)},
+                "hook_form": fields,
+                "errors": errors,
             }
             return self.dashboard.render(request, "subscriptions.html", values, status_code=422)
         return await self._show(request, created, secret=created.secret, status_code=201)
@@ -154,7 +185,9 @@ class SubscriptionPages:
         fields = subscription_fields(request.state.form)
         try:
             body = validate(UpdateSubscription, fields)
-            updated = await operations.update_subscription(self.context, subscription_id, body)
+            updated = await operations.update_subscription(
+                self.context, subscription_id, body, kind=operations.SUBSCRIPTION
+            )
         except ApiError as exc:
             return await self._refused(request, subscription_id, exc, fields)
         return self.dashboard.redirect(request, _path(updated), "Saved.")
@@ -164,7 +197,9 @@ class SubscriptionPages:
         status = str(request.state.form.get("status", ""))
         try:
             body = validate(UpdateSubscription, {"status": status})
-            updated = await operations.update_subscription(self.context, subscription_id, body)
+            updated = await operations.update_subscription(
+                self.context, subscription_id, body, kind=None
+            )
         except ApiError as exc:
             return await self._refused(request, subscription_id, exc)
         word = "Enabled" if updated.status == "active" else "Disabled"
@@ -173,7 +208,7 @@ class SubscriptionPages:
     async def rotate(self, request: Request) -> Response:
         try:
             rotated = await operations.rotate_secret(
-                self.context, request.path_params["subscription_id"]
+                self.context, request.path_params["subscription_id"], kind=None
             )
         except ApiError as exc:
             return await self._refused(request, request.path_params["subscription_id"], exc)
@@ -182,7 +217,7 @@ class SubscriptionPages:
     async def test(self, request: Request) -> Response:
         subscription_id = request.path_params["subscription_id"]
         try:
-            result = await operations.send_test(self.context, subscription_id)
+            result = await operations.send_test(self.context, subscription_id, kind=None)
         except ApiError as exc:
             return await self._refused(request, subscription_id, exc)
         attempt = result.attempt
@@ -201,7 +236,7 @@ class SubscriptionPages:
         since = since_seconds(str(request.state.form.get("since", "")))
         try:
             queued = await operations.recover(
-                self.context, subscription_id, validate(Recover, {"since": since})
+                self.context, subscription_id, validate(Recover, {"since": since}), kind=None
             )
         except ApiError as exc:
             return await self._refused(request, subscription_id, exc)
@@ -213,7 +248,7 @@ class SubscriptionPages:
     async def delete(self, request: Request) -> Response:
         subscription_id = request.path_params["subscription_id"]
         try:
-            await operations.delete_subscription(self.context, subscription_id)
+            await operations.delete_subscription(self.context, subscription_id, kind=None)
         except ApiError as exc:
             return await self._refused(request, subscription_id, exc)
         return self.dashboard.redirect(request, "/subscriptions", f"Deleted {subscription_id}.")

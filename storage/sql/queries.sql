@@ -138,6 +138,7 @@ SELECT * FROM events WHERE id = :id;
 -- name: event_list
 SELECT * FROM events
 WHERE (CAST(:type AS TEXT) IS NULL OR type = :type)
+  AND (CAST(:since AS DOUBLE PRECISION) IS NULL OR created_at >= :since)
   AND (CAST(:after AS TEXT) IS NULL OR seq < (SELECT seq FROM events WHERE id = :after))
 ORDER BY seq DESC
 LIMIT :limit;
@@ -154,9 +155,9 @@ WHERE id = :id;
 UPDATE inbound_webhooks SET claimed_by = NULL, claimed_until = :until WHERE id = :id;
 
 -- name: subscription_insert
-INSERT INTO subscriptions (id, url, events, description, status, secret, filter,
+INSERT INTO subscriptions (id, kind, url, events, description, status, secret, filter,
                            max_in_flight, rate_limit, created_at, updated_at)
-VALUES (:id, :url, :events, :description, :status, :secret, :filter,
+VALUES (:id, :kind, :url, :events, :description, :status, :secret, :filter,
         :max_in_flight, :rate_limit, :created_at, :updated_at);
 
 -- name: subscription_get
@@ -164,7 +165,9 @@ SELECT * FROM subscriptions WHERE id = :id;
 
 -- name: subscription_list
 SELECT * FROM subscriptions
-WHERE (CAST(:status AS TEXT) IS NULL OR status = :status)
+WHERE kind = :kind
+  AND (CAST(:url AS TEXT) IS NULL OR url = :url)
+  AND (CAST(:status AS TEXT) IS NULL OR status = :status)
   AND (CAST(:after AS TEXT) IS NULL OR seq < (SELECT seq FROM subscriptions WHERE id = :after))
 ORDER BY seq DESC
 LIMIT :limit;
@@ -209,6 +212,11 @@ UPDATE subscriptions SET rate_tat = rate_tat - :amount WHERE id = :id;
 
 -- name: subscription_enabled
 UPDATE subscriptions SET disabled_reason = NULL, failing_since = NULL WHERE id = :id;
+
+-- name: hook_remove
+-- A hook whose target answered 410 Gone is removed (the REST-hook convention); a subscription is
+-- not a hook and is left to subscription_disable.
+DELETE FROM subscriptions WHERE id = :id AND kind = 'hook';
 
 -- name: subscription_disable
 UPDATE subscriptions SET status = 'disabled', disabled_reason = :reason, updated_at = :now
@@ -310,7 +318,12 @@ UPDATE deliveries SET
         WHEN :status = 'pending' AND EXISTS (
             SELECT 1 FROM subscriptions AS s
             WHERE s.id = deliveries.subscription_id AND s.status = 'disabled')
-        THEN 'skipped' ELSE :status END,
+        THEN 'skipped'
+        -- Nor is one sent for a subscription or hook removed meanwhile.
+        WHEN :status = 'pending' AND deliveries.subscription_id IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM subscriptions AS s WHERE s.id = deliveries.subscription_id)
+        THEN 'cancelled'
+        ELSE :status END,
     attempt_count = attempt_count + 1,
     next_attempt_at = :next_attempt_at,
     last_status_code = :status_code,

@@ -30,18 +30,21 @@ PROVIDERS = sorted(
 )
 
 
-def dig(data: dict[str, Any], dotted: str) -> Any:
+def dig(data: Any, dotted: str) -> Any:
+    """The value at a dotted path; a number indexes a list ("content.0.text")."""
     for part in dotted.split("."):
-        data = data[part]
+        data = data[int(part)] if isinstance(data, list) else data[part]
     return data
 
 
 def nest(dotted: str, value: Any) -> dict[str, Any]:
+    """The object that has `value` at the dotted path; a list for a number (in `input`, a list
+    replaces the provider's whole list)."""
     *parents, leaf = dotted.split(".")
-    nested: dict[str, Any] = {leaf: value}
+    nested: Any = {leaf: value}
     for parent in reversed(parents):
-        nested = {parent: nested}
-    return nested
+        nested = [*[{}] * int(parent), nested] if parent.isdigit() else {parent: nested}
+    return dict(nested)
 
 
 @pytest.fixture(params=PROVIDERS)
@@ -138,7 +141,7 @@ async def test_a_provider_that_cannot_be_reached_is_transient(fake, provider: st
 
 async def test_every_normalized_status_round_trips(fake, handler: Provider):
     report = await handler.submit(a_request(fake))
-    for status in ("queued", "in_progress", "completed", "failed"):
+    for status in fake.statuses:
         fake.set_status(fake.latest(), status)
         seen = await handler.fetch_status(report.provider_job_id)
         assert seen.status == status

@@ -68,6 +68,9 @@ class FakeProvider:
     model: ClassVar[str] = "test-model"
     # Where the prompt lands in the submitted body, as a dotted path.
     prompt_field: ClassVar[str] = "prompt"
+    # The normalized statuses the provider's vocabulary can express (a Gemini operation, for
+    # one, is running from the moment it is accepted: it is never queued).
+    statuses: ClassVar[tuple[Status, ...]] = ("queued", "in_progress", "completed", "failed")
 
     def __init__(self) -> None:
         self.url = ""
