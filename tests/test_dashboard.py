@@ -414,3 +414,44 @@ async def _events(stream: httpx.Response):
         elif line == "" and data:
             yield name, "\n".join(data)
             name, data = "message", []
+
+
+async def test_hooks_are_created_and_operated_beside_subscriptions(env):
+    async with (
+        recording_subscriber() as target,
+        running_service(env) as service,
+        httpx.AsyncClient(base_url=service.url) as client,
+    ):
+        subscription = await service.subscribe(target.url)
+        await sign_in(client)
+        token = await page_token(client, "/subscriptions")
+        refused = await client.post(
+            "/subscriptions/hooks",
+            data={"csrf_token": token, "target_url": "ftp://nowhere", "event": "*"},
+        )
+        assert refused.status_code == 422
+        assert 'id="e-hook_target_url"' in refused.text
+        created = await client.post(
+            "/subscriptions/hooks",
+            data={"csrf_token": token, "target_url": target.url, "event": "video.failed"},
+        )
+        assert created.status_code == 201
+        hook_id = re.search(r"Hook <span class=\"mono\">(hook_\w+)", created.text).group(1)
+        secret = re.search(r'id="secret">(whsec_[^<]+)<', created.text).group(1)
+        assert 'action="/subscriptions/' + hook_id + '"' not in created.text  # hooks aren't edited
+        # The API sees the hook as a hook, made by the same rules.
+        hook = (await service.api.get(f"/v1/hooks/{hook_id}")).json()
+        assert hook["event"] == "video.failed" and hook["target_url"] == target.url
+        assert (await service.store.get_subscription(hook_id)).secret == secret
+
+        listing = _text((await client.get("/subscriptions")).text)
+        assert subscription["id"] in listing and "1 subscription, newest first" in listing
+        assert hook_id in listing and "1 hook, newest first" in listing
+
+        tested = await client.post(f"/subscriptions/{hook_id}/test", data={"csrf_token": token})
+        assert tested.status_code == 303
+        assert target.events()[-1]["type"] == "webhook.test"
+        assert target.events()[-1]["data"]["subscription_id"] == hook_id
+        deleted = await client.post(f"/subscriptions/{hook_id}/delete", data={"csrf_token": token})
+        assert deleted.status_code == 303
+        assert (await service.api.get(f"/v1/hooks/{hook_id}")).status_code == 404

@@ -261,7 +261,8 @@ async def test_readable_at_360_pixels_without_sideways_scrolling(
             (f"/subscriptions/{created['id']}", None),
             ("/deliveries?status=all", "deliveries-360.png"),
         ):
-            await page.goto(path)
+            response = await page.goto(path)
+            assert response is not None and response.ok, path
             wide = await page.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )

@@ -25,13 +25,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from handlers import implemented
-from service import metrics, operations
+from service import metrics, redelivery
 from service.context import Context
 from service.dashboard import charts
 from service.dashboard.auth import SIGN_IN_COOKIE, Sessions
 from service.dashboard.subscriptions import SubscriptionPages
 from service.dashboard.timeline import story
-from service.errors import ApiError
 from storage.records import DELIVERY_STATUSES, JOB_STATUSES, DashboardSession
 
 HERE = Path(__file__).parent
@@ -386,14 +385,15 @@ class Dashboard:
         queued, refused = 0, []
         for delivery_id in chosen:
             delivery = await self.store.get_delivery(str(delivery_id))
-            event = None if delivery is None else await self.store.get_event(delivery.event_id)
-            if delivery is None or event is None or delivery.subscription_id is None:
+            if delivery is None or delivery.subscription_id is None:
                 refused.append(f"{delivery_id}: not a subscription's delivery")
                 continue
             try:
-                queued += await operations.redeliver(self.context, event, delivery.subscription_id)
-            except ApiError as exc:
-                refused.append(f"{delivery_id}: {_message(exc)}")
+                queued += await redelivery.redeliver(
+                    self.store, delivery.event_id, delivery.subscription_id, time.time()
+                )
+            except redelivery.RedeliveryRefused as exc:
+                refused.append(f"{delivery_id}: {exc.message}")
         text = f"Queued {queued} {'delivery' if queued == 1 else 'deliveries'} again."
         if refused:
             text += " Not queued: " + "; ".join(refused)
@@ -444,12 +444,6 @@ async def _form(request: Request) -> MultiDict:
 def _event(name: str, data: str) -> str:
     lines = "".join(f"data: {line}\n" for line in data.splitlines() or [""])
     return f"event: {name}\n{lines}\n"
-
-
-def _message(exc: ApiError) -> str:
-    details = exc.details if isinstance(exc.details, list) else []
-    fields = [f"{item.get('field')}: {item.get('message')}" for item in details]
-    return "; ".join(fields) or exc.message
 
 
 def _nonce() -> str:
