@@ -21,6 +21,11 @@ from service.context import Context, hash_api_key, new_api_key, running
 from service.settings import Settings
 from service.worker import Worker
 
+SIMULATOR_WARNING = (
+    "warning: the simulator provider is on and this service has a public URL; "
+    "set VIDEOHOOKS_SIMULATOR=false in production"
+)
+
 
 class HttpServer(uvicorn.Server):
     """uvicorn without its own signal handling: the process installs one handler that stops the
@@ -125,6 +130,8 @@ async def run(settings: Settings, host: str | None, port: int, worker: bool) -> 
             await announce_api_key(service.context, print)
             role = "serving" if worker else "API"
             print(f"videohooks {role} on {service.url} (database {settings.database_url})")
+            if settings.simulator and settings.public_url is not None:
+                print(SIMULATOR_WARNING)
         else:
             assert service.worker is not None
             print(f"videohooks worker {service.worker.id} (database {settings.database_url})")
