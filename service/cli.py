@@ -16,7 +16,7 @@ from typing import Any
 
 from service import logs
 from service.settings import ConfigError, Settings
-from storage import StorageError
+from storage import StorageError, Store
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,7 +32,16 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("worker", help="submitter, poller and dispatcher only (scale-out)")
     commands.add_parser("migrate", help="create or upgrade the schema, then exit")
     commands.add_parser("demo", help="a self-contained tour with a local subscriber")
-    commands.add_parser("api-key", help="create another API key and print it once")
+    api_key = commands.add_parser(
+        "api-key", help="API keys: create (the default; printed once), list, revoke"
+    )
+    api_key.set_defaults(name=None)
+    actions = api_key.add_subparsers(dest="action", metavar="action")
+    create = actions.add_parser("create", help="create an API key and print it once")
+    create.add_argument("--name", help="what the key is for")
+    actions.add_parser("list", help="every stored key: id, name, prefix, created, last used")
+    revoke = actions.add_parser("revoke", help="refuse a key from now on, in every process")
+    revoke.add_argument("id", help="the key's id (key_…), as `list` shows it")
     commands.add_parser(
         "rotate-callback-secret",
         help="a new secret for callback deliveries (the old one signs too for the grace period)",
@@ -86,7 +95,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "migrate":
         return await _migrate(settings)
     if args.command == "api-key":
-        return await _api_key(settings)
+        return await _api_key(settings, args)
     if args.command == "rotate-callback-secret":
         return await _rotate_callback_secret(settings)
     if args.command == "listen":
@@ -106,22 +115,66 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
-async def _api_key(settings: Settings) -> int:
-    from service.context import hash_api_key, new_api_key
+async def _api_key(settings: Settings, args: argparse.Namespace) -> int:
     from storage import open_store
 
-    if settings.api_keys:
+    action = args.action or "create"  # bare `videohooks api-key`, as older docs have it
+    if settings.api_keys and action == "create":
         print("videohooks: VIDEOHOOKS_API_KEYS is set; keys are taken from it", file=sys.stderr)
         return 2
     store = await open_store(settings.database_url)
     try:
         await store.migrate()
-        key = new_api_key()
-        await store.add_api_key(hash_api_key(key))
+        if action == "create":
+            return await _create_api_key(store, args.name)
+        if settings.api_keys:
+            print(
+                "VIDEOHOOKS_API_KEYS is set: only its keys are accepted; the stored keys below "
+                "are not, until it is unset (to revoke one of its keys, remove it and restart)"
+            )
+        if action == "list":
+            return await _list_api_keys(store)
+        return await _revoke_api_key(store, args.id)
     finally:
         await store.close()
-    print(f"API key (shown once; only its hash is stored): {key}")
+
+
+async def _create_api_key(store: Store, name: str | None) -> int:
+    from service.api_keys import new_api_key
+
+    key, record = new_api_key(name)
+    await store.add_api_key(record)
+    print(f"API key {record.id} (shown once; only its hash is stored): {key}")
     return 0
+
+
+async def _list_api_keys(store: Store) -> int:
+    rows = [("ID", "NAME", "PREFIX", "CREATED", "LAST USED", "STATUS")]
+    for key in await store.list_api_keys():
+        status = "active" if key.revoked_at is None else f"revoked {_when(key.revoked_at)}"
+        last_used = "never" if key.last_used_at is None else _when(key.last_used_at)
+        prefix = f"{key.prefix}…" if key.prefix else "-"
+        rows.append((key.id, key.name or "-", prefix, _when(key.created_at), last_used, status))
+    widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+async def _revoke_api_key(store: Store, key_id: str) -> int:
+    from service.api_keys import CACHE_TTL
+
+    if not await store.revoke_api_key(key_id, time.time()):
+        print(f"videohooks: no active API key {key_id}", file=sys.stderr)
+        return 1
+    print(f"revoked {key_id}: every process refuses it within {CACHE_TTL:g} s")
+    return 0
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 async def _rotate_callback_secret(settings: Settings) -> int:

@@ -15,20 +15,13 @@ import httpx2 as httpx
 from handlers import handler_class, implemented
 from handlers.base import Provider
 from handlers.simulator import SimulatorServer
+from service.api_keys import hash_api_key
 from service.callbacks import CallbackSecrets
 from service.delivery import Sender, open_session
 from service.settings import Settings
 from service.tokens import InvalidToken, ReceiverTokens
 from service.urls import UrlPolicy
 from storage import Store, open_store
-
-
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def new_api_key() -> str:
-    return "vhk_" + secrets.token_urlsafe(32)
 
 
 @dataclass

@@ -16,8 +16,9 @@ import prometheus_client
 import uvicorn
 from starlette.types import ASGIApp
 
+from service.api_keys import new_api_key
 from service.app import create_app
-from service.context import Context, hash_api_key, new_api_key, running
+from service.context import Context, running
 from service.settings import Settings
 from service.worker import Worker
 
@@ -115,11 +116,11 @@ async def announce_api_key(context: Context, say: Callable[[str], None]) -> None
     if context.settings.api_keys:
         say("API keys: from VIDEOHOOKS_API_KEYS")
         return
-    key = new_api_key()
-    if await context.store.add_first_api_key(hash_api_key(key)):
+    key, record = new_api_key("generated at first start")
+    if await context.store.add_first_api_key(record):
         say(f"API key (shown once; only its hash is stored): {key}")
     else:
-        say("API key: generated at first start (create another with `videohooks api-key`)")
+        say("API key: generated at first start (create another with `videohooks api-key create`)")
 
 
 async def run(settings: Settings, host: str | None, port: int, worker: bool) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 from storage.records import (
+    ApiKey,
     Attempt,
     AttemptResult,
     Delivery,
@@ -65,13 +66,27 @@ class Store(Protocol):
 
     async def meta_set(self, key: str, value: str) -> None: ...
 
-    async def add_first_api_key(self, key_hash: str) -> bool:
-        """Stores the hash if no API key exists yet; True when it was stored."""
+    async def add_first_api_key(self, key: ApiKey) -> bool:
+        """Stores the key if no API key exists yet (revoked ones count); True when it was."""
         ...
 
-    async def add_api_key(self, key_hash: str) -> None: ...
+    async def add_api_key(self, key: ApiKey) -> None: ...
 
-    async def api_key_known(self, key_hash: str) -> bool: ...
+    async def api_key_known(self, key_hash: str) -> bool:
+        """Whether a key with this hash exists and is not revoked."""
+        ...
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        """Every stored key, revoked ones too, oldest first."""
+        ...
+
+    async def revoke_api_key(self, key_id: str, now: float) -> bool:
+        """False when no unrevoked key has this id."""
+        ...
+
+    async def touch_api_key(self, key_hash: str, now: float, stale_before: float) -> None:
+        """Records a use, unless one was recorded at `stale_before` or later."""
+        ...
 
     # Jobs
     async def create_job(self, job: Job) -> tuple[Job, bool]:

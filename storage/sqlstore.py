@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from storage.base import Router
 from storage.ids import new_id
 from storage.records import (
+    ApiKey,
     Attempt,
     AttemptResult,
     Delivery,
@@ -148,16 +149,27 @@ class SqlStore:
     async def meta_set(self, key: str, value: str) -> None:
         await self._execute("meta_set", {"key": key, "value": value})
 
-    async def add_first_api_key(self, key_hash: str) -> bool:
-        return (
-            await self._execute("api_key_insert_first", {"hash": key_hash, "now": time.time()}) > 0
-        )
+    async def add_first_api_key(self, key: ApiKey) -> bool:
+        params = key.model_dump(exclude={"last_used_at", "revoked_at"})
+        return await self._execute("api_key_insert_first", params) > 0
 
-    async def add_api_key(self, key_hash: str) -> None:
-        await self._execute("api_key_insert", {"hash": key_hash, "now": time.time()})
+    async def add_api_key(self, key: ApiKey) -> None:
+        await self._execute(
+            "api_key_insert", key.model_dump(exclude={"last_used_at", "revoked_at"})
+        )
 
     async def api_key_known(self, key_hash: str) -> bool:
         return await self._read_one("api_key_known", {"hash": key_hash}) is not None
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        return [ApiKey.model_validate(dict(row)) for row in await self._read("api_key_list", {})]
+
+    async def revoke_api_key(self, key_id: str, now: float) -> bool:
+        return await self._execute("api_key_revoke", {"id": key_id, "now": now}) > 0
+
+    async def touch_api_key(self, key_hash: str, now: float, stale_before: float) -> None:
+        params = {"hash": key_hash, "now": now, "stale_before": stale_before}
+        await self._execute("api_key_touch", params)
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -625,6 +637,10 @@ class SqlStore:
                 yield Execute(query, {"worker": worker})
 
         await self._run(steps)
+
+
+def _new_key(key: ApiKey) -> dict[str, Any]:
+    return key.model_dump(exclude={"last_used_at", "revoked_at"})
 
 
 def _task(row: Any) -> DeliveryTask:

@@ -13,14 +13,27 @@ INSERT INTO meta (key, value) VALUES (:key, :value)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 
 -- name: api_key_insert_first
-INSERT INTO api_keys (hash, created_at)
-SELECT :hash, :now WHERE NOT EXISTS (SELECT 1 FROM api_keys);
+INSERT INTO api_keys (id, hash, name, prefix, created_at)
+SELECT :id, :hash, :name, :prefix, :created_at WHERE NOT EXISTS (SELECT 1 FROM api_keys);
 
 -- name: api_key_insert
-INSERT INTO api_keys (hash, created_at) VALUES (:hash, :now);
+INSERT INTO api_keys (id, hash, name, prefix, created_at)
+VALUES (:id, :hash, :name, :prefix, :created_at);
 
 -- name: api_key_known
-SELECT 1 FROM api_keys WHERE hash = :hash;
+SELECT 1 FROM api_keys WHERE hash = :hash AND revoked_at IS NULL;
+
+-- name: api_key_list
+SELECT id, hash, name, prefix, created_at, last_used_at, revoked_at FROM api_keys
+ORDER BY created_at, id;
+
+-- name: api_key_revoke
+UPDATE api_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL;
+
+-- name: api_key_touch
+-- At most one write a minute per key, however many processes see it used.
+UPDATE api_keys SET last_used_at = :now
+WHERE hash = :hash AND (last_used_at IS NULL OR last_used_at < :stale_before);
 
 -- name: job_insert
 INSERT INTO jobs (id, status, model, provider, provider_job_id, progress, outputs, error,
