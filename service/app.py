@@ -67,6 +67,7 @@ def _routes(context: Context) -> list[BaseRoute]:
             patch=subscriptions.update,
             delete=subscriptions.delete,
         ),
+        _route("/v1/subscriptions/{subscription_id}/secret", get=subscriptions.secret),
         _route("/v1/subscriptions/{subscription_id}/deliveries", get=subscriptions.deliveries),
         _route("/v1/subscriptions/{subscription_id}/recover", post=subscriptions.recover),
         _route(
@@ -136,7 +137,9 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error", extra={"path": request.url.path})
+    # The route's template, never the path: a receiver path holds its signed token.
+    route = getattr(request.scope.get("route"), "path", None) or "no route"
+    log.exception("unexpected error", extra={"route": route, "method": request.method})
     return ApiError("internal error").response()
 
 

@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level, settings.log_format)
     try:
         return run(_dispatch(args, settings))
+    except ConfigError as exc:  # found at start: a stored secret no configured key opens
+        print(f"videohooks: bad configuration: {exc}", file=sys.stderr)
+        return 2
     except StorageError as exc:
         print(f"videohooks: database error: {exc}", file=sys.stderr)
         return 1
@@ -104,27 +107,23 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _migrate(settings: Settings) -> int:
-    from storage import open_store
+    from service.database import open_database
 
-    store = await open_store(settings.database_url)
-    try:
-        await store.migrate()
-    finally:
-        await store.close()
-    print(f"schema up to date ({settings.database_url})")
+    store = await open_database(settings)
+    await store.close()
+    print(f"schema up to date, secrets sealed with the newest key ({settings.database_url})")
     return 0
 
 
 async def _api_key(settings: Settings, args: argparse.Namespace) -> int:
-    from storage import open_store
+    from service.database import open_database
 
     action = args.action or "create"  # bare `videohooks api-key`, as older docs have it
     if settings.api_keys and action == "create":
         print("videohooks: VIDEOHOOKS_API_KEYS is set; keys are taken from it", file=sys.stderr)
         return 2
-    store = await open_store(settings.database_url)
+    store = await open_database(settings)
     try:
-        await store.migrate()
         if action == "create":
             return await _create_api_key(store, args.name)
         if settings.api_keys:
@@ -179,11 +178,10 @@ def _when(timestamp: float) -> str:
 
 async def _rotate_callback_secret(settings: Settings) -> int:
     from service.callbacks import CallbackSecrets, CallbackSecretsFromEnvironment
-    from storage import open_store
+    from service.database import open_database
 
-    store = await open_store(settings.database_url)
+    store = await open_database(settings)
     try:
-        await store.migrate()
         secret, until = await CallbackSecrets(store, settings.callback_secrets).rotate(
             settings.secret_grace
         )

@@ -17,11 +17,12 @@ from handlers.base import Provider
 from handlers.simulator import SimulatorServer
 from service.api_keys import hash_api_key
 from service.callbacks import CallbackSecrets
+from service.database import open_database
 from service.delivery import Sender, open_session
 from service.settings import Settings
 from service.tokens import InvalidToken, ReceiverTokens
 from service.urls import UrlPolicy
-from storage import Store, open_store
+from storage import Store
 
 
 @dataclass
@@ -75,14 +76,16 @@ def own_receiver(
     return check
 
 
+async def _stored_secret_key(store: Store) -> str:
+    generated = store.cipher.seal(secrets.token_urlsafe(32))
+    return store.cipher.open(await store.meta_get_or_set("secret_key", generated))
+
+
 @asynccontextmanager
 async def running(settings: Settings, self_url: str | None = None) -> AsyncIterator[Context]:
-    store = await open_store(settings.database_url)
+    store = await open_database(settings)
     try:
-        await store.migrate()
-        secret_keys = list(settings.secret_keys) or [
-            await store.meta_get_or_set("secret_key", secrets.token_urlsafe(32))
-        ]
+        secret_keys = list(settings.secret_keys) or [await _stored_secret_key(store)]
         own_url = self_url or settings.public_url or "http://127.0.0.1:8000"
         tokens = ReceiverTokens(secret_keys)
         http = httpx.AsyncClient(

@@ -39,7 +39,25 @@ class StorageError(Exception):
     """The database could not be reached or stayed busy past every retry."""
 
 
+class Cipher(Protocol):
+    """Seals the secrets the store keeps (service/encryption.py holds the keys)."""
+
+    @property
+    def prefix(self) -> str:
+        """What every value sealed with the newest key starts with."""
+        ...
+
+    def seal(self, value: str) -> str: ...
+
+    def open(self, value: str) -> str:
+        """The clear value of a sealed one (a value stored in clear is returned as it is)."""
+        ...
+
+
 class Store(Protocol):
+    # Subscription secrets are written sealed with it and read opened.
+    cipher: Cipher
+
     async def migrate(self) -> None: ...
 
     async def schema_version(self) -> int:
@@ -65,6 +83,15 @@ class Store(Protocol):
     async def meta_get(self, key: str) -> str | None: ...
 
     async def meta_set(self, key: str, value: str) -> None: ...
+
+    async def meta_replace(self, key: str, old: str, new: str) -> bool:
+        """Sets the value only if it is still `old`; whether it was."""
+        ...
+
+    async def reseal_secrets(self) -> int:
+        """Seals again, with the cipher's newest key, every subscription secret stored in clear
+        or sealed with an older key; the number of values changed."""
+        ...
 
     async def add_first_api_key(self, key: ApiKey) -> bool:
         """Stores the key if no API key exists yet (revoked ones count); True when it was."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections import Counter
 
 import pytest
 
+from service.encryption import Cipher
 from storage import open_store, sql
 from storage.ids import new_id
 from storage.records import (
@@ -27,8 +29,13 @@ pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 
 @pytest.fixture
-async def store(database_url):
-    opened = await open_store(database_url)
+def cipher():
+    return Cipher([os.urandom(32)])
+
+
+@pytest.fixture
+async def store(database_url, cipher):
+    opened = await open_store(database_url, cipher)
     await opened.migrate()
     yield opened
     await opened.close()
@@ -394,7 +401,7 @@ async def test_a_rate_limit_is_one_bucket_whoever_takes_from_it(store, database_
     )
     await store.create_subscription(subscription)
     # A second store on the same database stands for another worker.
-    other = await open_store(database_url)
+    other = await open_store(database_url, store.cipher)
     try:
         takers = [store, other, store, other]
         waits = [(await taker.take_rate_tokens(subscription.id, 2, 1, now))[0] for taker in takers]

@@ -12,6 +12,9 @@ SELECT value FROM meta WHERE key = :key;
 INSERT INTO meta (key, value) VALUES (:key, :value)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 
+-- name: meta_replace
+UPDATE meta SET value = :new WHERE key = :key AND value = :old;
+
 -- name: api_key_insert_first
 INSERT INTO api_keys (id, hash, name, prefix, created_at)
 SELECT :id, :hash, :name, :prefix, :created_at WHERE NOT EXISTS (SELECT 1 FROM api_keys);
@@ -205,6 +208,21 @@ UPDATE subscriptions SET
     rate_tat = CASE WHEN :set_rate_limit THEN NULL ELSE rate_tat END,
     updated_at = :now
 WHERE id = :id;
+
+-- name: subscription_secrets_to_reseal
+-- Subscriptions with a secret not sealed with the newest key (:prefix): stored in clear by an
+-- older version, or sealed with an older key.
+SELECT seq, id, secret, previous_secret FROM subscriptions
+WHERE seq > :after
+  AND (substr(secret, 1, :length) <> :prefix OR substr(previous_secret, 1, :length) <> :prefix)
+ORDER BY seq
+LIMIT :limit;
+
+-- name: subscription_reseal_secret
+UPDATE subscriptions SET secret = :new WHERE id = :id AND secret = :old;
+
+-- name: subscription_reseal_previous_secret
+UPDATE subscriptions SET previous_secret = :new WHERE id = :id AND previous_secret = :old;
 
 -- name: subscription_rotate_secret
 UPDATE subscriptions SET
