@@ -139,10 +139,11 @@ async def run(settings: Settings, host: str | None, port: int, worker: bool) -> 
             if settings.metrics_listen is not None:
                 host, port = settings.metrics_listen
                 prometheus_client.start_http_server(port, addr=host)
-        sys.stdout.flush()
+        # Handlers before the announcement reaches anyone: who reads it may stop us at once.
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, service.stop)
+        sys.stdout.flush()
         failures = await service.wait()
     for failure in failures:
         print(f"videohooks: {type(failure).__name__}: {failure}", file=sys.stderr)

@@ -33,6 +33,7 @@ from storage.sqlstore import (
     Statement,
     Steps,
     dumps,
+    routable,
 )
 
 log = logging.getLogger("videohooks.storage")
@@ -193,7 +194,7 @@ class PostgresStore(SqlStore):
         trips: the subscriptions are read first and routed, and the statement checks each again.
         A subscription created in between misses this event, as if created just after it."""
         rows = await self._read("subscription_all", {})
-        subscriptions = [self._subscription(row) for row in rows]
+        subscriptions = [routable(row) for row in rows]
         deliveries = route(subscriptions)
         params = {
             "id": job_id,
