@@ -26,7 +26,8 @@ from service.api import (
     videos,
 )
 from service.api.common import NUL, NUL_REFUSED
-from service.context import Context, hash_api_key
+from service.api_keys import KeyCheck
+from service.context import Context
 from service.errors import (
     ApiError,
     InvalidRequest,
@@ -69,6 +70,7 @@ def _routes(context: Context) -> list[BaseRoute]:
             patch=subscriptions.update,
             delete=subscriptions.delete,
         ),
+        _route("/v1/subscriptions/{subscription_id}/secret", get=subscriptions.secret),
         _route("/v1/subscriptions/{subscription_id}/deliveries", get=subscriptions.deliveries),
         _route("/v1/subscriptions/{subscription_id}/recover", post=subscriptions.recover),
         _route(
@@ -149,7 +151,9 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error", extra={"path": request.url.path})
+    # The route's template, never the path: a receiver path holds its signed token.
+    route = getattr(request.scope.get("route"), "path", None) or "no route"
+    log.exception("unexpected error", extra={"route": route, "method": request.method})
     return ApiError("internal error").response()
 
 
@@ -188,13 +192,11 @@ class BodyLimit:
 
 
 class Authenticate:
-    """Bearer API keys on every /v1 route. Keys are compared by SHA-256 hash: configured keys
-    (VIDEOHOOKS_API_KEYS) when set, else the generated key whose hash is stored."""
+    """Bearer API keys on every /v1 route (service/api_keys.py says which are accepted)."""
 
     def __init__(self, app: ASGIApp, context: Context) -> None:
         self.app = app
-        self.context = context
-        self.known: set[str] = set()
+        self.keys = KeyCheck(context.store, context.configured_key_hashes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (
@@ -217,12 +219,4 @@ class Authenticate:
         scheme, _, key = header.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             return None
-        key_hash = hash_api_key(key.strip())
-        if self.context.configured_key_hashes:
-            return key_hash if key_hash in self.context.configured_key_hashes else None
-        if key_hash in self.known:
-            return key_hash
-        if await self.context.store.api_key_known(key_hash):
-            self.known.add(key_hash)
-            return key_hash
-        return None
+        return await self.keys.check(key.strip())

@@ -26,6 +26,8 @@ from service.models import (
     Queued,
     Recover,
     SubscriptionOut,
+    SubscriptionSecretOut,
+    SubscriptionWithSecret,
     TestDelivery,
     TestEventData,
     TestEventOut,
@@ -54,11 +56,16 @@ async def create(request: Request) -> Response:
         **body.model_dump(),
     )
     await ctx.store.create_subscription(subscription)
-    return json_response(SubscriptionOut.from_record(subscription), 201)
+    return json_response(SubscriptionWithSecret.from_record(subscription), 201)
 
 
 async def retrieve(request: Request) -> Response:
     return json_response(SubscriptionOut.from_record(await _get(request)))
+
+
+async def secret(request: Request) -> Response:
+    """The secret on its own route, so that lists and plain reads never carry it."""
+    return json_response(SubscriptionSecretOut.from_record(await _get(request)))
 
 
 async def list_(request: Request) -> Response:
@@ -140,7 +147,7 @@ async def rotate_secret(request: Request) -> Response:
     )
     if rotated is None:
         raise NotFound("no such subscription")
-    return json_response(SubscriptionOut.from_record(rotated))
+    return json_response(SubscriptionWithSecret.from_record(rotated))
 
 
 async def test(request: Request) -> Response:
