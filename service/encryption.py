@@ -3,9 +3,10 @@ stored encrypted, as envelopes `enc1:<key id>:<base64 of nonce ‖ ciphertext>` 
 `cryptography`; the key id is the start of the key's SHA-256, naming the key without revealing it).
 
 The keys are VIDEOHOOKS_ENCRYPTION_KEY (newest first): values are sealed with the first and opened
-with the key their envelope names, so keys rotate. Without it, on SQLite, a key is generated once
-into a file beside the database, readable by its owner only; PostgreSQL requires the variable
-(settings refuse to start without it).
+with the key their envelope names, so keys rotate. Without it (the zero-configuration default), a
+key is generated once into a file readable by its owner only: beside the database for SQLite, in
+the working directory for PostgreSQL — where every other process sharing the database must be
+given the same key, or it stops at start, as below, rather than misread a secret.
 
 Every start, and `videohooks migrate`, seals again under the newest key what an older version
 stored in clear and what an older key sealed (`seal_stored_secrets`); a value sealed with a key
@@ -32,6 +33,8 @@ from storage import Store
 log = logging.getLogger("videohooks.encryption")
 
 VARIABLE = "VIDEOHOOKS_ENCRYPTION_KEY"
+# Where a generated key is kept for a database that is not a file (PostgreSQL).
+KEY_FILE = "videohooks.key"
 ENVELOPE = "enc1"
 NONCE_BYTES = 12
 # Opened values kept, so that the delivery path decrypts each secret once, not on every claim.
@@ -101,6 +104,8 @@ def cipher_for(settings: Settings) -> Cipher:
 
 
 def key_file(database_url: str) -> Path:
+    if not database_url.startswith("sqlite:///"):
+        return Path(KEY_FILE)
     database = Path(database_url.removeprefix("sqlite:///"))
     return database.with_name(database.name + ".key")
 
@@ -123,7 +128,8 @@ def _key_from_file(path: Path) -> bytes:
     finally:
         temporary.unlink()
     log.warning(
-        f"generated the key that encrypts stored secrets; in production set {VARIABLE} instead",
+        f"generated the key that encrypts stored secrets; in production set {VARIABLE} instead, "
+        "the same in every process that shares the database",
         extra={"key_file": str(path)},
     )
     return key

@@ -70,10 +70,6 @@ class Settings:
         env = _Env(os.environ if environ is None else environ)
         database_url = env.database_url("DATABASE_URL", cls.database_url)
         encryption_keys = env.encryption_keys("ENCRYPTION_KEY")
-        if not encryption_keys and not database_url.startswith("sqlite:"):
-            # Where SQLite keeps a generated key beside its file, a key for a shared database
-            # must be one that every process, on every machine, is given.
-            raise env.fail("ENCRYPTION_KEY", "must be set with PostgreSQL (see docs/security.md)")
         return cls(
             database_url=database_url,
             public_url=env.url("PUBLIC_URL"),

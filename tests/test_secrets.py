@@ -256,12 +256,30 @@ async def test_an_upgrade_from_a_0004_database_seals_what_it_stored_in_clear(env
 
 
 @pytest.mark.parametrize("backend", BACKENDS[1:], indirect=True)
-async def test_postgresql_without_an_encryption_key_refuses_to_start(env, tmp_path):
+async def test_postgresql_without_an_encryption_key_keeps_one_and_never_misreads_a_secret(
+    env, tmp_path
+):
+    """Every variable is optional: the first process keeps a generated key in its working
+    directory; a process elsewhere, with another key, stops at start instead of misreading the
+    secrets the first one sealed."""
     del env["VIDEOHOOKS_ENCRYPTION_KEY"]
-    process = await Process.start(["web", "--port", "0"], env, tmp_path)
-    assert await process.exit_code() == 2
-    [line] = (await process.stderr()).strip().splitlines()
-    assert "VIDEOHOOKS_ENCRYPTION_KEY: must be set with PostgreSQL" in line
+    first, elsewhere = tmp_path / "first", tmp_path / "elsewhere"
+    first.mkdir(), elsewhere.mkdir()
+    process = await Process.start(["web", "--port", "0"], env, first)
+    try:
+        await process.url()
+    finally:
+        assert await process.stop() == 0
+    assert stat.S_IMODE((first / "videohooks.key").stat().st_mode) == 0o600
+    assert "generated the key that encrypts stored secrets" in await process.stderr()
+    again = await Process.start(["web", "--port", "0"], env, first)
+    try:
+        await again.url()  # the same key, from the same file
+    finally:
+        assert await again.stop() == 0
+    stranger = await Process.start(["web", "--port", "0"], env, elsewhere)
+    assert await stranger.exit_code() == 2
+    assert "VIDEOHOOKS_ENCRYPTION_KEY" in (await stranger.stderr()).strip().splitlines()[-1]
 
 
 @pytest.fixture
