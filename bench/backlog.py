@@ -24,7 +24,7 @@ import httpx2 as httpx
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from fanout import fresh_schema, start_receiver
+from fanout import ENCRYPTION_KEY, fresh_schema, start_receiver
 
 from service.cli import run
 from service.context import running
@@ -55,6 +55,7 @@ async def main() -> None:
         database_url = await fresh_schema(database_url)
     env = {
         "VIDEOHOOKS_DATABASE_URL": database_url,
+        "VIDEOHOOKS_ENCRYPTION_KEY": ENCRYPTION_KEY,
         "VIDEOHOOKS_ALLOW_PRIVATE_URLS": "true",
         "VIDEOHOOKS_API_KEYS": "bench",
         "VIDEOHOOKS_LOG_LEVEL": "WARNING",

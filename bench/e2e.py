@@ -28,7 +28,7 @@ from standardwebhooks import Webhook
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from fanout import fresh_schema, percentile, receipts, start_receiver
+from fanout import ENCRYPTION_KEY, fresh_schema, percentile, receipts, start_receiver
 
 from service.cli import run
 from service.context import running
@@ -146,6 +146,7 @@ async def main() -> None:
     simulator_secret = new_secret()
     env = {
         "VIDEOHOOKS_DATABASE_URL": database_url,
+        "VIDEOHOOKS_ENCRYPTION_KEY": ENCRYPTION_KEY,
         "VIDEOHOOKS_PUBLIC_URL": service,
         "VIDEOHOOKS_SECRET_KEY": SECRET_KEY,
         "VIDEOHOOKS_SIMULATOR_WEBHOOK_SECRET": simulator_secret,

@@ -38,6 +38,8 @@ from storage.ids import new_id
 from storage.records import Job, Subscription
 
 CONCURRENCY = 256
+# Encrypts stored secrets (PostgreSQL requires a key; a fixed one keeps runs comparable).
+ENCRYPTION_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 FINISH_BATCH = 64
 
 
@@ -128,6 +130,7 @@ async def videohooks(
 ) -> tuple[Result, dict[str, int]]:
     env = {
         "VIDEOHOOKS_DATABASE_URL": database_url,
+        "VIDEOHOOKS_ENCRYPTION_KEY": ENCRYPTION_KEY,
         "VIDEOHOOKS_ALLOW_PRIVATE_URLS": "true",
         "VIDEOHOOKS_API_KEYS": "bench",
         "VIDEOHOOKS_LOG_LEVEL": "WARNING",

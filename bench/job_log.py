@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from fanout import fresh_schema
 
+from service.encryption import Cipher
 from storage import Store, open_store
 from storage.ids import new_id
 from storage.records import Event, Job, JobFinal, JobNote, JobProgress
@@ -106,7 +108,7 @@ async def main(database_url: str | None) -> None:
         url = database_url or f"sqlite:///{folder}/bench.db"
         if database_url:
             url = await fresh_schema(database_url)
-        store = await open_store(url)
+        store = await open_store(url, Cipher([os.urandom(32)]))
         await store.migrate()
         try:
             print(f"database {url.split(':')[0]}; {ROUNDS} alternating rounds of {PER_ROUND}")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from fanout import percentile
+from fanout import ENCRYPTION_KEY, percentile
 
 from handlers.simulator import _decode_id
 from service.cli import run
@@ -48,6 +48,7 @@ async def main() -> None:
     folder = tempfile.mkdtemp(prefix="videohooks-polling-")
     env = {
         "VIDEOHOOKS_DATABASE_URL": args.database_url or f"sqlite:///{folder}/polling.db",
+        "VIDEOHOOKS_ENCRYPTION_KEY": ENCRYPTION_KEY,
         "VIDEOHOOKS_API_KEYS": "bench",
         "VIDEOHOOKS_LOG_LEVEL": "WARNING",
         "VIDEOHOOKS_PROVIDER_CONCURRENCY": "32",

@@ -3,19 +3,26 @@ handler that calls it over HTTP exactly as it calls a real provider.
 
 A job is scripted by `input.simulate` (see `Script`). The provider job id carries the script and
 the submission time, so any web process can answer a poll for it; only the `poll_errors` counter
-and the scheduled webhook live in the process that took the submission. Webhooks are signed with
-Standard Webhooks, so a simulator webhook is trusted once its signature verifies.
+and the scheduled webhook live in the process that took the submission (another process answers
+its polls without the scripted errors). Webhooks are signed with Standard Webhooks, so a simulator
+webhook is trusted once its signature verifies.
+
+Whoever reaches the service reaches the simulator, so it is no open relay: its API answers only
+the handler's credential, it calls back only this service's own receiver, and what it remembers
+per job is capped (429 beyond the cap).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import json
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -41,6 +48,10 @@ from handlers.signatures import verify_standard_webhook
 log = logging.getLogger("videohooks.simulator")
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/simulator"
+# Jobs one process remembers (a scheduled webhook, a poll counter): a few hundred bytes each.
+MAX_JOBS = 10_000
+# How long a finished job's poll counter is kept while there is room.
+KEEP_FINISHED_S = 60.0
 
 
 class Script(BaseModel):
@@ -91,11 +102,13 @@ class Handler(HttpProvider):
             "simulate": request.input.get("simulate", {}),
             "callback_url": request.callback_url,
         }
-        data = await request_json(self.http, "POST", f"{self.base_url}/v1/videos", json=body)
+        url = f"{self.base_url}/v1/videos"
+        data = await request_json(self.http, "POST", url, json=body, headers=self.headers)
         return parse(SimVideo, data).report()
 
     async def fetch_status(self, provider_job_id: str) -> ProviderStatus:
-        data = await request_json(self.http, "GET", f"{self.base_url}/v1/videos/{provider_job_id}")
+        url = f"{self.base_url}/v1/videos/{provider_job_id}"
+        data = await request_json(self.http, "GET", url, headers=self.headers)
         return parse(SimVideo, data).report()
 
     async def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> bool:
@@ -109,13 +122,35 @@ class Handler(HttpProvider):
         return parse(SimVideo, data).report()
 
 
-class SimulatorServer:
-    """The fake provider's HTTP API, mounted by the service at /simulator."""
+@dataclass
+class _Tracked:
+    """A job this process took: when it ends, and how often it was polled."""
 
-    def __init__(self, webhook_secret: str, public_base_url: str) -> None:
+    ends_at: float
+    polls: int = 0
+
+
+class SimulatorServer:
+    """The fake provider's HTTP API, mounted by the service at /simulator.
+
+    `api_keys` are the credentials its /v1 routes accept (the handler sends the first);
+    `own_receiver` tells whether a callback URL is this service's receiver for a simulator job;
+    at most `max_jobs` jobs are remembered at once."""
+
+    def __init__(
+        self,
+        api_keys: Collection[str],
+        webhook_secret: str,
+        public_base_url: str,
+        own_receiver: Callable[[str], bool],
+        max_jobs: int = MAX_JOBS,
+    ) -> None:
+        self.api_keys = [key.encode() for key in api_keys]
         self.signer = Webhook(webhook_secret)
         self.public_base_url = public_base_url.rstrip("/")
-        self.poll_counts: dict[str, int] = {}
+        self.own_receiver = own_receiver
+        self.max_jobs = max_jobs
+        self.jobs: dict[str, _Tracked] = {}
         self.pending: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
         self.app = Starlette(
@@ -126,6 +161,11 @@ class SimulatorServer:
             ]
         )
 
+    @property
+    def poll_counts(self) -> dict[str, int]:
+        """Polls per job, for the jobs this process took and still remembers."""
+        return {video_id: job.polls for video_id, job in self.jobs.items() if job.polls}
+
     async def aclose(self) -> None:
         for task in list(self.pending):
             task.cancel()
@@ -134,34 +174,68 @@ class SimulatorServer:
             await self._http.aclose()
 
     async def create(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return _unauthorized()
         try:
             payload = await request.json()
             script = Script.model_validate(payload.get("simulate") or {})
             model = str(payload.get("model") or "default")
         except (ValueError, AttributeError, ValidationError) as exc:
             message = str(exc).splitlines()[0] if str(exc) else "invalid request"
-            return JSONResponse({"error": {"message": f"invalid simulate: {message}"}}, 400)
-        video_id = _encode_id(model, time.time(), script)
+            return _error(400, "invalid_request", f"invalid simulate: {message}")
         callback_url = payload.get("callback_url")
+        if callback_url and not (isinstance(callback_url, str) and self.own_receiver(callback_url)):
+            message = "the simulator calls back only this service's own receiver"
+            details = [{"field": "callback_url", "message": message}]
+            return _error(422, "invalid_request", f"callback_url: {message}", details)
+        if not self._room():
+            return _error(
+                429,
+                "rate_limited",
+                f"the simulator holds {self.max_jobs} unfinished jobs, its limit; retry later",
+                {"limit": self.max_jobs},
+                {"retry-after": "5"},
+            )
+        now = time.time()
+        video_id = _encode_id(model, now, script)
+        self.jobs[video_id] = _Tracked(ends_at=now + script.after_s)
         if callback_url and script.webhook:
-            task = asyncio.create_task(self._send_webhooks(video_id, str(callback_url), script))
+            task = asyncio.create_task(self._send_webhooks(video_id, callback_url, script))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
         return JSONResponse(self._video(video_id).model_dump(mode="json"), status_code=200)
 
     async def retrieve(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return _unauthorized()
         video_id = request.path_params["video_id"]
         try:
             _, _, script = _decode_id(video_id)
         except ValueError:
-            return JSONResponse({"error": {"message": "no such video"}}, 404)
-        polls = self.poll_counts.get(video_id, 0) + 1
-        self.poll_counts[video_id] = polls
-        if polls <= script.poll_errors:
-            return JSONResponse(
-                {"error": {"message": "simulated outage"}}, 503, headers={"retry-after": "1"}
-            )
+            return _error(404, "not_found", "no such video")
+        # Only jobs this process took are counted: a forged or foreign id adds nothing.
+        job = self.jobs.get(video_id)
+        if job is not None:
+            job.polls += 1
+            if job.polls <= script.poll_errors:
+                return _error(503, "unavailable", "simulated outage", headers={"retry-after": "1"})
         return JSONResponse(self._video(video_id).model_dump(mode="json"))
+
+    def _authorized(self, request: Request) -> bool:
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        offered = key.strip().encode("latin-1")
+        return scheme.lower() == "bearer" and any(
+            hmac.compare_digest(offered, known) for known in self.api_keys
+        )
+
+    def _room(self) -> bool:
+        """Whether another job may be remembered, forgetting long-finished ones when full."""
+        if len(self.jobs) < self.max_jobs:
+            return True
+        cutoff = time.time() - KEEP_FINISHED_S
+        for video_id in [video_id for video_id, job in self.jobs.items() if job.ends_at < cutoff]:
+            del self.jobs[video_id]
+        return len(self.jobs) < self.max_jobs
 
     async def file(self, request: Request) -> Response:
         return Response(b"\x00\x00\x00\x18ftypmp42", media_type="video/mp4")
@@ -217,6 +291,22 @@ class SimulatorServer:
             except httpx.TransportError as exc:
                 log.info("simulator webhook failed", extra={"error": type(exc).__name__})
             await asyncio.sleep(0.5 * 2**attempt)
+
+
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    details: object = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _unauthorized() -> JSONResponse:
+    message = "the simulator needs its credential: Authorization: Bearer <key>"
+    return _error(401, "unauthorized", message, headers={"www-authenticate": "Bearer"})
 
 
 def _encode_id(model: str, created_at: float, script: Script) -> str:

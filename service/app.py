@@ -26,7 +26,7 @@ from service.api import (
     videos,
 )
 from service.api.common import NUL, NUL_REFUSED
-from service.context import Context, hash_api_key
+from service.context import Context
 from service.dashboard import Dashboard
 from service.errors import (
     ApiError,
@@ -70,6 +70,7 @@ def _routes(context: Context) -> list[BaseRoute]:
             patch=subscriptions.update,
             delete=subscriptions.delete,
         ),
+        _route("/v1/subscriptions/{subscription_id}/secret", get=subscriptions.secret),
         _route("/v1/subscriptions/{subscription_id}/deliveries", get=subscriptions.deliveries),
         _route("/v1/subscriptions/{subscription_id}/recover", post=subscriptions.recover),
         _route(
@@ -150,7 +151,9 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error", extra={"path": request.url.path})
+    # The route's template, never the path: a receiver path holds its signed token.
+    route = getattr(request.scope.get("route"), "path", None) or "no route"
+    log.exception("unexpected error", extra={"route": route, "method": request.method})
     return ApiError("internal error").response()
 
 
@@ -189,12 +192,13 @@ class BodyLimit:
 
 
 class Authenticate:
-    """Bearer API keys on every /v1 route (and nothing else: the dashboard's session cookie is
-    never a credential here). Keys are compared by SHA-256 hash (Context.api_key_valid)."""
+    """Bearer API keys on every /v1 route (service/api_keys.py says which are accepted), and
+    nothing else: the dashboard's session cookie is never a credential here."""
 
     def __init__(self, app: ASGIApp, context: Context) -> None:
         self.app = app
-        self.context = context
+        # The process's one KeyCheck, which the dashboard's sign-in and sessions use too.
+        self.keys = context.keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (
@@ -217,5 +221,4 @@ class Authenticate:
         scheme, _, key = header.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             return None
-        key_hash = hash_api_key(key.strip())
-        return key_hash if await self.context.api_key_valid(key_hash) else None
+        return await self.keys.check(key.strip())

@@ -1,8 +1,9 @@
 """The secrets that sign deliveries to per-job callback URLs, and their rotation.
 
 From VIDEOHOOKS_CALLBACK_SECRET when set (rotate by listing the new secret first and removing the
-old one later). Otherwise generated and kept in the database, where `rotate` puts a new one in
-front and keeps the old one signing too until the grace period ends. Workers re-read them every
+old one later). Otherwise generated and kept in the database (sealed, see service/encryption.py),
+where `rotate` puts a new one in front and keeps the old one signing too until the grace period
+ends. Workers re-read them every
 few seconds, so a rotation reaches every process without a restart.
 """
 
@@ -55,10 +56,15 @@ class CallbackSecrets:
             "current": secret,
             "previous": [{"secret": state["current"], "until": now + grace}, *previous],
         }
-        await self.store.meta_set(KEY, json.dumps(state))
+        await self.store.meta_set(KEY, self._seal(state))
         self._read_at = 0.0
         return secret, now + grace
 
     async def _state(self) -> dict:  # type: ignore[type-arg]
-        initial = json.dumps({"current": new_secret(), "previous": []})
-        return dict(json.loads(await self.store.meta_get_or_set(KEY, initial)))
+        initial = self._seal({"current": new_secret(), "previous": []})
+        return dict(
+            json.loads(self.store.cipher.open(await self.store.meta_get_or_set(KEY, initial)))
+        )
+
+    def _seal(self, state: dict) -> str:  # type: ignore[type-arg]
+        return self.store.cipher.seal(json.dumps(state))

@@ -17,7 +17,7 @@ from typing import Any
 
 from service import __version__, logs
 from service.settings import ConfigError, Settings
-from storage import StorageError
+from storage import StorageError, Store
 
 DESCRIPTION = (
     "Signed webhooks for AI video generation: videohooks submits each job to its provider, "
@@ -61,12 +61,22 @@ def _parser() -> argparse.ArgumentParser:
         " Runs on a temporary database and ports of its own; exits 0 once three jobs' events "
         "arrived verified.",
     )
-    _command(
+    api_key = _command(
         commands,
         "api-key",
-        "create another API key and print it once",
-        " Refused (exit 2) when $VIDEOHOOKS_API_KEYS is set." + DATABASE,
+        "API keys: create (the default; printed once), list, revoke",
+        " Keys are stored hashed; while $VIDEOHOOKS_API_KEYS is set, only its keys are accepted "
+        "and create is refused (exit 2)." + DATABASE,
     )
+    api_key.set_defaults(name=None)
+    actions = api_key.add_subparsers(dest="action", metavar="action")
+    create = _command(actions, "create", "create an API key and print it once", DATABASE)
+    create.add_argument("--name", help="what the key is for, shown by list (default: none)")
+    _command(actions, "list", "every stored key: id, name, prefix, created, last used", DATABASE)
+    revoke = _command(
+        actions, "revoke", "refuse a key from now on, in every process within seconds", DATABASE
+    )
+    revoke.add_argument("id", metavar="ID", help="the key's id (key_…), as `list` shows it")
     _command(
         commands,
         "rotate-callback-secret",
@@ -147,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level, settings.log_format)
     try:
         return run(_dispatch(args, settings))
+    except ConfigError as exc:  # found at start: a stored secret no configured key opens
+        print(f"videohooks: bad configuration: {exc}", file=sys.stderr)
+        return 2
     except StorageError as exc:
         print(f"videohooks: database error: {exc}", file=sys.stderr)
         return 1
@@ -169,7 +182,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "migrate":
         return await _migrate(settings)
     if args.command == "api-key":
-        return await _api_key(settings)
+        return await _api_key(settings, args)
     if args.command == "rotate-callback-secret":
         return await _rotate_callback_secret(settings)
     if args.command == "listen":
@@ -180,42 +193,81 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _migrate(settings: Settings) -> int:
-    from storage import open_store
+    from service.database import open_database
 
-    store = await open_store(settings.database_url)
-    try:
-        await store.migrate()
-    finally:
-        await store.close()
-    print(f"schema up to date ({settings.database_url})")
+    store = await open_database(settings)
+    await store.close()
+    print(f"schema up to date, secrets sealed with the newest key ({settings.database_url})")
     return 0
 
 
-async def _api_key(settings: Settings) -> int:
-    from service.context import hash_api_key, new_api_key
-    from storage import open_store
+async def _api_key(settings: Settings, args: argparse.Namespace) -> int:
+    from service.database import open_database
 
-    if settings.api_keys:
+    action = args.action or "create"  # bare `videohooks api-key`, as older docs have it
+    if settings.api_keys and action == "create":
         print("videohooks: VIDEOHOOKS_API_KEYS is set; keys are taken from it", file=sys.stderr)
         return 2
-    store = await open_store(settings.database_url)
+    store = await open_database(settings)
     try:
-        await store.migrate()
-        key = new_api_key()
-        await store.add_api_key(hash_api_key(key))
+        if action == "create":
+            return await _create_api_key(store, args.name)
+        if settings.api_keys:
+            print(
+                "VIDEOHOOKS_API_KEYS is set: only its keys are accepted; the stored keys below "
+                "are not, until it is unset (to revoke one of its keys, remove it and restart)"
+            )
+        if action == "list":
+            return await _list_api_keys(store)
+        return await _revoke_api_key(store, args.id)
     finally:
         await store.close()
-    print(f"API key (shown once; only its hash is stored): {key}")
+
+
+async def _create_api_key(store: Store, name: str | None) -> int:
+    from service.api_keys import new_api_key
+
+    key, record = new_api_key(name)
+    await store.add_api_key(record)
+    print(f"API key {record.id} (shown once; only its hash is stored): {key}")
     return 0
+
+
+async def _list_api_keys(store: Store) -> int:
+    rows = [("ID", "NAME", "PREFIX", "CREATED", "LAST USED", "STATUS")]
+    for key in await store.list_api_keys():
+        status = "active" if key.revoked_at is None else f"revoked {_when(key.revoked_at)}"
+        last_used = "never" if key.last_used_at is None else _when(key.last_used_at)
+        prefix = f"{key.prefix}…" if key.prefix else "-"
+        rows.append((key.id, key.name or "-", prefix, _when(key.created_at), last_used, status))
+    widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+async def _revoke_api_key(store: Store, key_id: str) -> int:
+    from service.api_keys import CACHE_TTL
+
+    if not await store.revoke_api_key(key_id, time.time()):
+        print(f"videohooks: no active API key {key_id}", file=sys.stderr)
+        return 1
+    print(f"revoked {key_id}: every process refuses it within {CACHE_TTL:g} s")
+    return 0
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 async def _redeliver(settings: Settings, event_id: str, subscription_id: str | None) -> int:
+    from service.database import open_database
     from service.redelivery import RedeliveryRefused, redeliver
-    from storage import open_store
 
-    store = await open_store(settings.database_url)
+    store = await open_database(settings)
     try:
-        await store.migrate()
         queued = await redeliver(store, event_id, subscription_id, time.time())
     except RedeliveryRefused as exc:
         named = event_id if exc.field == "event_id" else subscription_id
@@ -232,11 +284,10 @@ async def _redeliver(settings: Settings, event_id: str, subscription_id: str | N
 
 async def _rotate_callback_secret(settings: Settings) -> int:
     from service.callbacks import CallbackSecrets, CallbackSecretsFromEnvironment
-    from storage import open_store
+    from service.database import open_database
 
-    store = await open_store(settings.database_url)
+    store = await open_database(settings)
     try:
-        await store.migrate()
         secret, until = await CallbackSecrets(store, settings.callback_secrets).rotate(
             settings.secret_grace
         )

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 
@@ -16,20 +16,14 @@ import httpx2 as httpx
 from handlers import handler_class, implemented
 from handlers.base import Provider
 from handlers.simulator import SimulatorServer
+from service.api_keys import KeyCheck, hash_api_key
 from service.callbacks import CallbackSecrets
+from service.database import open_database
 from service.delivery import Sender, open_session
 from service.settings import Settings
-from service.tokens import ReceiverTokens
+from service.tokens import InvalidToken, ReceiverTokens
 from service.urls import UrlPolicy
-from storage import Store, open_store
-
-
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def new_api_key() -> str:
-    return "vhk_" + secrets.token_urlsafe(32)
+from storage import Store
 
 
 @dataclass
@@ -52,19 +46,11 @@ class Context:
     # Set when the process begins to stop: long-lived responses (the dashboard's live updates)
     # end then, so that the HTTP server's graceful shutdown does not wait for them.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    _known_key_hashes: set[str] = field(default_factory=set)
+    # Which API keys are accepted: one per process, for the API and the dashboard alike.
+    keys: KeyCheck = field(init=False)
 
-    async def api_key_valid(self, key_hash: str) -> bool:
-        """The one rule for API keys, for the API's Bearer keys and the dashboard's sign-in and
-        sessions alike: configured keys (VIDEOHOOKS_API_KEYS) when set, else the stored ones."""
-        if self.configured_key_hashes:
-            return key_hash in self.configured_key_hashes
-        if key_hash in self._known_key_hashes:
-            return True
-        if await self.store.api_key_known(key_hash):
-            self._known_key_hashes.add(key_hash)
-            return True
-        return False
+    def __post_init__(self) -> None:
+        self.keys = KeyCheck(self.store, self.configured_key_hashes)
 
     def provider(self, name: str) -> Provider | None:
         return self.providers.get(name)
@@ -77,20 +63,43 @@ class Context:
         return f"{self.settings.public_url}/hooks/{provider}/{token}"
 
 
-def _derived_secret(key: str, purpose: str) -> str:
+def _derived(key: str, purpose: str) -> str:
     digest = hmac.new(key.encode(), purpose.encode(), hashlib.sha256).digest()[:24]
-    return "whsec_" + base64.b64encode(digest).decode()
+    return base64.b64encode(digest).decode()
+
+
+def own_receiver(
+    public_url: str | None, tokens: ReceiverTokens, provider: str
+) -> Callable[[str], bool]:
+    """Whether a URL is this service's receiver for one of `provider`'s jobs: under our public
+    URL, with a token we signed for that provider."""
+
+    def check(url: str) -> bool:
+        if public_url is None:
+            return False
+        token = url.removeprefix(f"{public_url}/hooks/{provider}/")
+        if token == url or not token or any(char in token for char in "/?#"):
+            return False
+        try:
+            return tokens.verify(token).provider == provider
+        except InvalidToken:
+            return False
+
+    return check
+
+
+async def _stored_secret_key(store: Store) -> str:
+    generated = store.cipher.seal(secrets.token_urlsafe(32))
+    return store.cipher.open(await store.meta_get_or_set("secret_key", generated))
 
 
 @asynccontextmanager
 async def running(settings: Settings, self_url: str | None = None) -> AsyncIterator[Context]:
-    store = await open_store(settings.database_url)
+    store = await open_database(settings)
     try:
-        await store.migrate()
-        secret_keys = list(settings.secret_keys) or [
-            await store.meta_get_or_set("secret_key", secrets.token_urlsafe(32))
-        ]
+        secret_keys = list(settings.secret_keys) or [await _stored_secret_key(store)]
         own_url = self_url or settings.public_url or "http://127.0.0.1:8000"
+        tokens = ReceiverTokens(secret_keys)
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(
                 settings.provider_timeout, connect=min(5.0, settings.provider_timeout)
@@ -104,15 +113,26 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
             if config is None or (name == "simulator" and not settings.simulator):
                 continue
             if name == "simulator":
+                # Its credential, unless configured, is derived from the secret key like its
+                # webhook secret, so web and worker processes agree without configuration;
+                # every listed secret key's is accepted while the keys rotate.
+                api_keys = (
+                    [config.api_key]
+                    if config.api_key
+                    else [_derived(key, "simulator-api") for key in secret_keys]
+                )
                 config = replace(
                     config,
                     base_url=config.base_url or f"{own_url}/simulator",
+                    api_key=api_keys[0],
                     webhook_secret=config.webhook_secret
-                    or _derived_secret(secret_keys[0], "simulator-webhooks"),
+                    or "whsec_" + _derived(secret_keys[0], "simulator-webhooks"),
                 )
                 simulator = SimulatorServer(
+                    api_keys=api_keys,
                     webhook_secret=config.webhook_secret,
                     public_base_url=f"{settings.public_url or own_url}/simulator",
+                    own_receiver=own_receiver(settings.public_url, tokens, "simulator"),
                 )
             providers[name] = handler_class(name)(config, http)
         policy = UrlPolicy(settings.allow_private_urls, settings.allowed_cidrs)
@@ -121,7 +141,7 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
             settings=settings,
             store=store,
             providers=providers,
-            tokens=ReceiverTokens(secret_keys),
+            tokens=tokens,
             callback_secrets=CallbackSecrets(store, settings.callback_secrets),
             url_policy=policy,
             http=http,

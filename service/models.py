@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -234,13 +234,12 @@ class SubscriptionOut(BaseModel):
     filter: dict[str, str] | None
     max_in_flight: int | None
     rate_limit: float | None
-    secret: str
     previous_secret_expires_at: int | None
     created_at: int
     updated_at: int
 
     @classmethod
-    def from_record(cls, record: SubscriptionRecord) -> SubscriptionOut:
+    def from_record(cls, record: SubscriptionRecord) -> Self:
         expires = record.previous_secret_expires_at
         return cls.model_validate(
             record.model_dump()
@@ -285,6 +284,31 @@ class HookOut(BaseModel):
 
 class CreatedHook(HookOut):
     secret: str = Field(description="whsec_… signing this hook's deliveries; shown only here")
+
+
+class SubscriptionWithSecret(SubscriptionOut):
+    """A subscription as created or rotated: the only answers that carry its secret, besides
+    GET /v1/subscriptions/{id}/secret."""
+
+    secret: str
+
+
+class SubscriptionSecretOut(BaseModel):
+    object: Literal["subscription_secret"] = "subscription_secret"
+    subscription_id: str
+    secret: str = Field(description="Signs every delivery (whsec_…)")
+    previous_secret_expires_at: int | None = Field(
+        description="Until then, deliveries carry a signature by the previous secret too"
+    )
+
+    @classmethod
+    def from_record(cls, record: SubscriptionRecord) -> SubscriptionSecretOut:
+        expires = record.previous_secret_expires_at
+        return cls(
+            subscription_id=record.id,
+            secret=record.secret,
+            previous_secret_expires_at=None if expires is None else int(expires),
+        )
 
 
 class Recover(Strict):

@@ -16,10 +16,16 @@ import prometheus_client
 import uvicorn
 from starlette.types import ASGIApp
 
+from service.api_keys import new_api_key
 from service.app import create_app
-from service.context import Context, hash_api_key, new_api_key, running
+from service.context import Context, running
 from service.settings import Settings
 from service.worker import Worker
+
+SIMULATOR_WARNING = (
+    "warning: the simulator provider is on and this service has a public URL; "
+    "set VIDEOHOOKS_SIMULATOR=false in production"
+)
 
 
 class HttpServer(uvicorn.Server):
@@ -112,11 +118,11 @@ async def announce_api_key(context: Context, say: Callable[[str], None]) -> None
     if context.settings.api_keys:
         say("API keys: from VIDEOHOOKS_API_KEYS")
         return
-    key = new_api_key()
-    if await context.store.add_first_api_key(hash_api_key(key)):
+    key, record = new_api_key("generated at first start")
+    if await context.store.add_first_api_key(record):
         say(f"API key (shown once; only its hash is stored): {key}")
     else:
-        say("API key: generated at first start (create another with `videohooks api-key`)")
+        say("API key: generated at first start (create another with `videohooks api-key create`)")
 
 
 async def run(settings: Settings, host: str | None, port: int, worker: bool) -> int:
@@ -127,16 +133,19 @@ async def run(settings: Settings, host: str | None, port: int, worker: bool) -> 
             await announce_api_key(service.context, print)
             role = "serving" if worker else "API"
             print(f"videohooks {role} on {service.url} (database {settings.database_url})")
+            if settings.simulator and settings.public_url is not None:
+                print(SIMULATOR_WARNING)
         else:
             assert service.worker is not None
             print(f"videohooks worker {service.worker.id} (database {settings.database_url})")
             if settings.metrics_listen is not None:
                 host, port = settings.metrics_listen
                 prometheus_client.start_http_server(port, addr=host)
-        sys.stdout.flush()
+        # Handlers before the announcement reaches anyone: who reads it may stop us at once.
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, service.stop)
+        sys.stdout.flush()
         failures = await service.wait()
     for failure in failures:
         print(f"videohooks: {type(failure).__name__}: {failure}", file=sys.stderr)

@@ -7,6 +7,8 @@ pydantic-settings so that each error is exactly one readable line naming one var
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import re
@@ -36,6 +38,8 @@ class Settings:
     public_url: str | None = None
     api_keys: tuple[str, ...] = ()
     secret_keys: tuple[str, ...] = ()
+    # AES-256 keys for secrets at rest, newest first (service/encryption.py).
+    encryption_keys: tuple[bytes, ...] = ()
     callback_secrets: tuple[str, ...] = ()
     retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
     allow_private_urls: bool = False
@@ -64,11 +68,14 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = _Env(os.environ if environ is None else environ)
+        database_url = env.database_url("DATABASE_URL", cls.database_url)
+        encryption_keys = env.encryption_keys("ENCRYPTION_KEY")
         return cls(
-            database_url=env.database_url("DATABASE_URL", cls.database_url),
+            database_url=database_url,
             public_url=env.url("PUBLIC_URL"),
             api_keys=env.csv("API_KEYS"),
             secret_keys=env.csv("SECRET_KEY"),
+            encryption_keys=encryption_keys,
             callback_secrets=env.whsec_list("CALLBACK_SECRET"),
             retry_schedule=env.schedule("RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE),
             allow_private_urls=env.flag("ALLOW_PRIVATE_URLS", False),
@@ -214,6 +221,20 @@ class _Env:
             if not secret.startswith("whsec_") or len(secret) < 20:
                 raise self.fail(name, "each secret must look like whsec_<base64, 24+ bytes>")
         return secrets
+
+    def encryption_keys(self, name: str) -> tuple[bytes, ...]:
+        keys = []
+        for part in self.csv(name):
+            try:
+                key = base64.b64decode(part, altchars=b"-_", validate=True)
+            except (binascii.Error, ValueError):
+                key = b""
+            if len(key) != 32:
+                raise self.fail(
+                    name, "each key must be 32 bytes in base64 (make one: openssl rand -base64 32)"
+                )
+            keys.append(key)
+        return tuple(keys)
 
     def cidrs(self, name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         try:

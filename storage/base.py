@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 from storage.records import (
+    ApiKey,
     Attempt,
     AttemptResult,
     DashboardSession,
@@ -43,7 +44,25 @@ class StorageError(Exception):
     """The database could not be reached or stayed busy past every retry."""
 
 
+class Cipher(Protocol):
+    """Seals the secrets the store keeps (service/encryption.py holds the keys)."""
+
+    @property
+    def prefix(self) -> str:
+        """What every value sealed with the newest key starts with."""
+        ...
+
+    def seal(self, value: str) -> str: ...
+
+    def open(self, value: str) -> str:
+        """The clear value of a sealed one (a value stored in clear is returned as it is)."""
+        ...
+
+
 class Store(Protocol):
+    # Subscription secrets are written sealed with it and read opened.
+    cipher: Cipher
+
     async def migrate(self) -> None: ...
 
     async def schema_version(self) -> int:
@@ -70,13 +89,36 @@ class Store(Protocol):
 
     async def meta_set(self, key: str, value: str) -> None: ...
 
-    async def add_first_api_key(self, key_hash: str) -> bool:
-        """Stores the hash if no API key exists yet; True when it was stored."""
+    async def meta_replace(self, key: str, old: str, new: str) -> bool:
+        """Sets the value only if it is still `old`; whether it was."""
         ...
 
-    async def add_api_key(self, key_hash: str) -> None: ...
+    async def reseal_secrets(self) -> int:
+        """Seals again, with the cipher's newest key, every subscription secret stored in clear
+        or sealed with an older key; the number of values changed."""
+        ...
 
-    async def api_key_known(self, key_hash: str) -> bool: ...
+    async def add_first_api_key(self, key: ApiKey) -> bool:
+        """Stores the key if no API key exists yet (revoked ones count); True when it was."""
+        ...
+
+    async def add_api_key(self, key: ApiKey) -> None: ...
+
+    async def api_key_known(self, key_hash: str) -> bool:
+        """Whether a key with this hash exists and is not revoked."""
+        ...
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        """Every stored key, revoked ones too, oldest first."""
+        ...
+
+    async def revoke_api_key(self, key_id: str, now: float) -> bool:
+        """False when no unrevoked key has this id."""
+        ...
+
+    async def touch_api_key(self, key_hash: str, now: float, stale_before: float) -> None:
+        """Records a use, unless one was recorded at `stale_before` or later."""
+        ...
 
     # Jobs
     async def create_job(self, job: Job, note: JobNote | None = None) -> tuple[Job, bool]:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from storage import sql
-from storage.base import CHANNELS, Router, StorageError
+from storage.base import CHANNELS, Cipher, Router, StorageError
 from storage.ids import new_id
 from storage.records import Event, JobFinal, JobNote
 from storage.sqlstore import (
@@ -33,7 +33,7 @@ from storage.sqlstore import (
     Statement,
     Steps,
     dumps,
-    subscription,
+    routable,
 )
 
 log = logging.getLogger("videohooks.storage")
@@ -70,8 +70,9 @@ async def _setup(connection: asyncpg.Connection) -> None:
 
 
 class PostgresStore(SqlStore):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cipher: Cipher) -> None:
         self.url = url
+        self.cipher = cipher
         self._pool: asyncpg.Pool | None = None
         self._wakeups = {channel: asyncio.Event() for channel in CHANNELS}
         self._listening: asyncio.Task[None] | None = None
@@ -82,8 +83,8 @@ class PostgresStore(SqlStore):
         self._again: set[str] = set()
 
     @classmethod
-    async def open(cls, url: str) -> PostgresStore:
-        store = cls(url)
+    async def open(cls, url: str, cipher: Cipher) -> PostgresStore:
+        store = cls(url, cipher)
         try:
             store._pool = await asyncpg.create_pool(
                 url, min_size=1, max_size=10, init=_setup, reset=_keep
@@ -198,7 +199,8 @@ class PostgresStore(SqlStore):
         """The terminal transition in one statement (job_finish_at_once) instead of six round
         trips: the subscriptions are read first and routed, and the statement checks each again.
         A subscription created in between misses this event, as if created just after it."""
-        subscriptions = [subscription(row) for row in await self._read("subscription_all", {})]
+        rows = await self._read("subscription_all", {})
+        subscriptions = [routable(row) for row in rows]
         deliveries = route(subscriptions)
         params = {
             "id": job_id,

@@ -70,6 +70,18 @@ class Subscription(BaseModel):
     rate_limit: float | None = None
 
 
+class ApiKey(BaseModel):
+    id: str
+    # SHA-256 of the key, hex: the key itself is never stored.
+    hash: str
+    name: str | None = None
+    # The key's first characters, to recognise it by (None for keys made before they were kept).
+    prefix: str | None = None
+    created_at: float
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+
 class Event(BaseModel):
     id: str
     type: str

@@ -21,6 +21,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from storage import sql
-from storage.base import CHANNELS, StorageError
+from storage.base import CHANNELS, Cipher, StorageError
 from storage.sqlstore import Execute, ExecuteMany, Fetch, Row, SqlStore, Statement, Steps
 
 log = logging.getLogger("videohooks.storage")
@@ -83,8 +84,9 @@ class _Connection:
 
 
 class SQLiteStore(SqlStore):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, cipher: Cipher) -> None:
         self.path = path
+        self.cipher = cipher
         self._writer = _Connection(path)
         self._reader = _Connection(path)
         self._wakeups = {channel: asyncio.Event() for channel in CHANNELS}
@@ -92,9 +94,10 @@ class SQLiteStore(SqlStore):
         self._flushing: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, url: str) -> SQLiteStore:
-        store = cls(url.removeprefix("sqlite:///"))
+    async def open(cls, url: str, cipher: Cipher) -> SQLiteStore:
+        store = cls(url.removeprefix("sqlite:///"), cipher)
         Path(store.path).parent.mkdir(parents=True, exist_ok=True)
+        _private(Path(store.path))
         # The writer first: it is the one that may switch the file to WAL mode.
         await store._retry_busy(store._writer.open)
         await store._retry_busy(store._reader.open)
@@ -182,6 +185,22 @@ class SQLiteStore(SqlStore):
 
     async def ping(self) -> None:
         await self._read("SELECT 1", {})
+
+
+def _private(database: Path) -> None:
+    """Creates the database file readable by its owner only before SQLite opens it (SQLite gives
+    its WAL and shared-memory files the database file's mode); files an older version left
+    readable by everyone lose that."""
+    with contextlib.suppress(OSError):  # sqlite3 reports what is wrong with the path
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        try:
+            mode = path.stat().st_mode
+            if mode & 0o007:
+                os.chmod(path, mode & 0o770)
+                log.warning("made the database file private", extra={"file": str(path)})
+        except OSError:
+            continue
 
 
 @dataclass(slots=True)

@@ -17,9 +17,10 @@ from collections.abc import Callable, Collection, Generator, Iterable, Mapping, 
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from storage.base import Router
+from storage.base import Cipher, Router
 from storage.ids import new_id
 from storage.records import (
+    ApiKey,
     Attempt,
     AttemptResult,
     DashboardSession,
@@ -42,6 +43,8 @@ Row = Mapping[str, Any]
 
 JOB_JSON = ("outputs", "error", "metadata", "request", "attempts")
 SUBSCRIPTION_JSON = ("events", "filter")
+# Stored sealed (the store's cipher), read opened.
+SECRET_COLUMNS = ("secret", "previous_secret")
 UPDATABLE = {"url", "events", "description", "status", "filter", "max_in_flight", "rate_limit"}
 # Lines a job's story keeps of what arrives from outside (webhooks); its own steps are bounded by
 # the state machine (statuses only move forward, progress only up).
@@ -94,7 +97,9 @@ def job(row: Row) -> Job:
     return Job.model_validate(decode(row, JOB_JSON))
 
 
-def subscription(row: Row) -> Subscription:
+def routable(row: Row) -> Subscription:
+    """A subscription as an event's routing reads it: its secrets left sealed, as routing never
+    reads them (opening every subscription's on every event would cost more than routing)."""
     return Subscription.model_validate(decode(row, SUBSCRIPTION_JSON))
 
 
@@ -118,6 +123,8 @@ def failing_reason(since: float, now: float) -> str:
 
 class SqlStore:
     """The Store protocol over four primitives each backend implements."""
+
+    cipher: Cipher
 
     async def _run(self, steps: Callable[[], Steps[T]]) -> T:
         """Runs the generator `steps()` makes as one transaction; `steps` is called again if the
@@ -165,16 +172,30 @@ class SqlStore:
     async def meta_set(self, key: str, value: str) -> None:
         await self._execute("meta_set", {"key": key, "value": value})
 
-    async def add_first_api_key(self, key_hash: str) -> bool:
-        return (
-            await self._execute("api_key_insert_first", {"hash": key_hash, "now": time.time()}) > 0
-        )
+    async def meta_replace(self, key: str, old: str, new: str) -> bool:
+        return await self._execute("meta_replace", {"key": key, "old": old, "new": new}) > 0
 
-    async def add_api_key(self, key_hash: str) -> None:
-        await self._execute("api_key_insert", {"hash": key_hash, "now": time.time()})
+    async def add_first_api_key(self, key: ApiKey) -> bool:
+        params = key.model_dump(exclude={"last_used_at", "revoked_at"})
+        return await self._execute("api_key_insert_first", params) > 0
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        await self._execute(
+            "api_key_insert", key.model_dump(exclude={"last_used_at", "revoked_at"})
+        )
 
     async def api_key_known(self, key_hash: str) -> bool:
         return await self._read_one("api_key_known", {"hash": key_hash}) is not None
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        return [ApiKey.model_validate(dict(row)) for row in await self._read("api_key_list", {})]
+
+    async def revoke_api_key(self, key_id: str, now: float) -> bool:
+        return await self._execute("api_key_revoke", {"id": key_id, "now": now}) > 0
+
+    async def touch_api_key(self, key_hash: str, now: float, stale_before: float) -> None:
+        params = {"hash": key_hash, "now": now, "stale_before": stale_before}
+        await self._execute("api_key_touch", params)
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -375,7 +396,7 @@ class SqlStore:
             if (yield Execute("job_finish", params)) == 0:
                 return False
             yield Execute("event_insert", event.model_dump())
-            subscriptions = [subscription(row) for row in (yield Fetch("subscription_all", {}))]
+            subscriptions = [routable(row) for row in (yield Fetch("subscription_all", {}))]
             deliveries = [
                 {
                     "id": new_id("dlv"),
@@ -454,15 +475,52 @@ class SqlStore:
 
     # -- subscriptions ----------------------------------------------------------------------
 
+    def _subscription(self, row: Row) -> Subscription:
+        data = decode(row, SUBSCRIPTION_JSON)
+        for column in SECRET_COLUMNS:
+            if data[column] is not None:
+                data[column] = self.cipher.open(data[column])
+        return Subscription.model_validate(data)
+
     async def create_subscription(self, new: Subscription) -> None:
         params = new.model_dump()
         for column in SUBSCRIPTION_JSON:
             params[column] = dumps(params[column])
+        for column in SECRET_COLUMNS:
+            if params[column] is not None:
+                params[column] = self.cipher.seal(params[column])
         await self._execute("subscription_insert", params)
+
+    async def reseal_secrets(self) -> int:
+        prefix, resealed, after = self.cipher.prefix, 0, 0
+        while True:
+            params = {"prefix": prefix, "length": len(prefix), "after": after, "limit": 500}
+            rows = await self._read("subscription_secrets_to_reseal", params)
+            if not rows:
+                return resealed
+            resealed += await self._reseal(rows)
+            after = rows[-1]["seq"]
+
+    async def _reseal(self, rows: list[Row]) -> int:
+        changes: dict[str, list[dict[str, Any]]] = {column: [] for column in SECRET_COLUMNS}
+        for row in rows:
+            for column in SECRET_COLUMNS:
+                old = row[column]
+                if old is not None and not old.startswith(self.cipher.prefix):
+                    new = self.cipher.seal(self.cipher.open(old))
+                    changes[column].append({"id": row["id"], "old": old, "new": new})
+
+        def steps() -> Steps[None]:
+            # Each only if unchanged meanwhile: a rotation's new value is left as written.
+            for column in SECRET_COLUMNS:
+                yield ExecuteMany(f"subscription_reseal_{column}", changes[column])
+
+        await self._run(steps)
+        return sum(len(values) for values in changes.values())
 
     async def get_subscription(self, subscription_id: str) -> Subscription | None:
         row = await self._read_one("subscription_get", {"id": subscription_id})
-        return None if row is None else subscription(row)
+        return None if row is None else self._subscription(row)
 
     async def list_subscriptions(
         self,
@@ -474,7 +532,7 @@ class SqlStore:
     ) -> Page[Subscription]:
         params = {"kind": kind, "url": url, "status": status, "after": after, "limit": limit + 1}
         rows = await self._read("subscription_list", params)
-        return page([subscription(row) for row in rows], limit)
+        return page([self._subscription(row) for row in rows], limit)
 
     async def update_subscription(
         self, subscription_id: str, changes: dict[str, Any], now: float
@@ -494,19 +552,24 @@ class SqlStore:
             elif changes.get("status") == "active":
                 yield Execute("subscription_enabled", params)
             rows = yield Fetch("subscription_get", params)
-            return subscription(rows[0]) if rows else None
+            return self._subscription(rows[0]) if rows else None
 
         return await self._run(steps)
 
     async def rotate_secret(
         self, subscription_id: str, secret: str, grace_until: float, now: float
     ) -> Subscription | None:
-        params = {"id": subscription_id, "secret": secret, "grace_until": grace_until, "now": now}
+        params = {
+            "id": subscription_id,
+            "secret": self.cipher.seal(secret),
+            "grace_until": grace_until,
+            "now": now,
+        }
 
         def steps() -> Steps[Subscription | None]:
             yield Execute("subscription_rotate_secret", params)
             rows = yield Fetch("subscription_get", params)
-            return subscription(rows[0]) if rows else None
+            return self._subscription(rows[0]) if rows else None
 
         return await self._run(steps)
 
@@ -642,7 +705,7 @@ class SqlStore:
                 return []
             seqs = [row["seq"] for row in claimed]
             rows = yield Fetch("delivery_tasks", {"seqs": seqs, "now": now})
-            return [_task(row) for row in rows]
+            return [_task(row, self.cipher) for row in rows]
 
         return await self._run(steps)
 
@@ -760,7 +823,11 @@ class SqlStore:
         await self._run(steps)
 
 
-def _task(row: Any) -> DeliveryTask:
+def _new_key(key: ApiKey) -> dict[str, Any]:
+    return key.model_dump(exclude={"last_used_at", "revoked_at"})
+
+
+def _task(row: Any, cipher: Cipher) -> DeliveryTask:
     # By position: the hot path's rows (sqlite3.Row, asyncpg.Record) are read the cheapest way.
     return DeliveryTask(
         seq=row[0],
@@ -770,6 +837,6 @@ def _task(row: Any) -> DeliveryTask:
         url=row[4],
         attempt_count=row[5],
         payload=row[6],
-        secrets=[secret for secret in (row[7], row[8]) if secret],
+        secrets=[cipher.open(secret) for secret in (row[7], row[8]) if secret],
         rate_limit=row[9],
     )

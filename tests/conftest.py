@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.databases import database
+from tests.support.databases import database, database_env
 from tests.support.service import fast_env
 
 
@@ -29,4 +29,4 @@ async def database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
 
 @pytest.fixture
 def env(tmp_path: Path, database_url: str) -> dict[str, str]:
-    return fast_env(tmp_path) | {"VIDEOHOOKS_DATABASE_URL": database_url}
+    return fast_env(tmp_path) | database_env(database_url)

@@ -16,6 +16,7 @@ import httpx2 as httpx
 from prometheus_client import REGISTRY
 from standardwebhooks import Webhook
 
+from service.api_keys import new_api_key
 from service.dashboard.auth import COOKIE
 from tests.support.dashboard import csrf_token, page_token, sign_in
 from tests.support.servers import eventually
@@ -172,6 +173,23 @@ async def test_a_key_no_longer_valid_ends_its_sessions(env):
             # A live page learns it too, and says so to the browser.
             async with client.stream("GET", "/jobs/vid_x/live") as stream:
                 assert stream.status_code == 303
+
+
+async def test_revoking_a_stored_key_ends_its_sessions_within_seconds(env):
+    env = {name: value for name, value in env.items() if name != "VIDEOHOOKS_API_KEYS"}
+    async with running_service(env) as service:
+        key, record = new_api_key("dashboard")
+        await service.store.add_api_key(record)
+        async with httpx.AsyncClient(base_url=service.url) as client:
+            assert (await sign_in(client, key=key)).status_code == 303
+            assert (await client.get("/")).status_code == 200
+            assert await service.store.revoke_api_key(record.id, time.time())
+
+            async def signed_out() -> bool:
+                return (await client.get("/")).status_code == 303
+
+            # A key is trusted for a few seconds once checked (service/api_keys.py), no longer.
+            await eventually(signed_out, timeout=30)
 
 
 async def test_a_form_without_its_sessions_token_is_refused_and_changes_nothing(env):

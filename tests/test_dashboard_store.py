@@ -4,10 +4,12 @@ sessions, the overview's counts, and the filtered, cursor-paginated lists."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
+from service.encryption import Cipher
 from storage import open_store
 from storage.records import (
     AttemptResult,
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 @pytest.fixture
 async def store(database_url):
-    opened = await open_store(database_url)
+    opened = await open_store(database_url, Cipher([os.urandom(32)]))
     await opened.migrate()
     yield opened
     await opened.close()

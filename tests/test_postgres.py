@@ -10,15 +10,18 @@ import time
 import asyncpg
 import pytest
 
+from service.encryption import cipher_for
+from service.settings import Settings
 from storage import open_store, sql
-from tests.support.databases import NOT_RUN, POSTGRES, database
+from tests.support.databases import NOT_RUN, POSTGRES, database, database_env
 
 pytestmark = pytest.mark.skipif(not POSTGRES, reason=NOT_RUN)
 
 
 async def test_a_notification_wakes_another_processes_waiter(tmp_path):
     async with database("postgres", tmp_path) as url:
-        waiter, notifier = await open_store(url), await open_store(url)
+        cipher = cipher_for(Settings.from_env(database_env(url)))
+        waiter, notifier = await open_store(url, cipher), await open_store(url, cipher)
         try:
             await waiter.migrate()
             await asyncio.sleep(0.2)  # its LISTEN connection is up
@@ -36,7 +39,7 @@ async def test_a_notification_wakes_another_processes_waiter(tmp_path):
 async def test_ten_processes_migrating_at_once_end_with_one_schema(tmp_path):
     async with database("postgres", tmp_path) as url:
         env = {key: value for key, value in os.environ.items() if not key.startswith("VIDEOHOOKS_")}
-        env["VIDEOHOOKS_DATABASE_URL"] = url
+        env |= database_env(url)
         processes = [
             await asyncio.create_subprocess_exec(
                 sys.executable,

@@ -19,7 +19,7 @@ from service.settings import Settings
 from service.signing import new_secret
 from storage.ids import new_id
 from storage.records import Subscription
-from tests.support.databases import NOT_RUN, POSTGRES, database
+from tests.support.databases import ENCRYPTION_KEY, NOT_RUN, POSTGRES, database
 from tests.support.events import finish_jobs
 from tests.support.processes import Process
 from tests.support.proxy import round_robin
@@ -36,6 +36,7 @@ CONCURRENCY = 64
 def process_env(url: str, **extra: str) -> dict[str, str]:
     return {
         "VIDEOHOOKS_DATABASE_URL": url,
+        "VIDEOHOOKS_ENCRYPTION_KEY": ENCRYPTION_KEY,
         "VIDEOHOOKS_API_KEYS": API_KEY,
         "VIDEOHOOKS_ALLOW_PRIVATE_URLS": "true",
         "VIDEOHOOKS_POLL_MIN": "200ms",

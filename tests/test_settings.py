@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from service.settings import ConfigError, Settings
+
+NEW_KEY = base64.b64encode(b"n" * 32).decode()
+OLD_KEY = base64.b64encode(b"o" * 32).decode()
 
 
 def test_defaults_match_the_contract():
@@ -26,6 +31,7 @@ def test_values_are_parsed():
             "VIDEOHOOKS_HEDRA_API_KEY": "hk",
             "VIDEOHOOKS_FAL_JWKS_URL": "http://127.0.0.1:1/jwks",
             "VIDEOHOOKS_DATABASE_URL": "postgresql://u@127.0.0.1:5432/db",
+            "VIDEOHOOKS_ENCRYPTION_KEY": f"{NEW_KEY},{OLD_KEY}",
         }
     )
     assert settings.retry_schedule == (0.25, 2, 60, 5400)
@@ -35,6 +41,10 @@ def test_values_are_parsed():
     assert settings.providers["hedra"].api_key == "hk"
     assert settings.providers["fal"].options == {"JWKS_URL": "http://127.0.0.1:1/jwks"}
     assert not settings.is_sqlite
+    assert [base64.b64encode(key).decode() for key in settings.encryption_keys] == [
+        NEW_KEY,
+        OLD_KEY,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -48,6 +58,8 @@ def test_values_are_parsed():
         ("VIDEOHOOKS_DELIVERY_CONCURRENCY", "0"),
         ("VIDEOHOOKS_HEDRA_BASE_URL", "ftp://x"),
         ("VIDEOHOOKS_ALLOWED_CIDRS", "10.0.0.0/33"),
+        ("VIDEOHOOKS_ENCRYPTION_KEY", "c2hvcnQ="),
+        ("VIDEOHOOKS_ENCRYPTION_KEY", f"{NEW_KEY},not base64!"),
     ],
 )
 def test_a_bad_value_names_its_variable_in_one_line(variable, value):
@@ -56,3 +68,9 @@ def test_a_bad_value_names_its_variable_in_one_line(variable, value):
     assert raised.value.variable == variable
     assert str(raised.value).startswith(variable + ": ")
     assert "\n" not in str(raised.value)
+
+
+def test_the_encryption_key_is_optional_on_every_backend():
+    postgres = {"VIDEOHOOKS_DATABASE_URL": "postgresql://u@127.0.0.1:5432/db"}
+    assert Settings.from_env(postgres).encryption_keys == ()  # a key file instead
+    assert Settings.from_env({}).encryption_keys == ()

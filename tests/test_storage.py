@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections import Counter
 
 import pytest
 
+from service.encryption import Cipher
 from storage import open_store, sql
 from storage.ids import new_id
 from storage.records import (
+    ApiKey,
     AttemptResult,
     Event,
     Job,
@@ -26,8 +29,13 @@ pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 
 @pytest.fixture
-async def store(database_url):
-    opened = await open_store(database_url)
+def cipher():
+    return Cipher([os.urandom(32)])
+
+
+@pytest.fixture
+async def store(database_url, cipher):
+    opened = await open_store(database_url, cipher)
     await opened.migrate()
     yield opened
     await opened.close()
@@ -95,10 +103,39 @@ async def test_meta_keeps_the_first_value(store):
     assert await store.meta_get_or_set("k", "b") == "a"
 
 
+def an_api_key(name: str | None = None, created_at: float = 1.0) -> ApiKey:
+    key_id = new_id("key")
+    return ApiKey(
+        id=key_id, hash=f"hash-{key_id}", name=name, prefix="vhk_abcd", created_at=created_at
+    )
+
+
 async def test_first_api_key_is_stored_once(store):
-    assert await store.add_first_api_key("h1")
-    assert not await store.add_first_api_key("h2")
-    assert await store.api_key_known("h1") and not await store.api_key_known("h2")
+    first, second = an_api_key(), an_api_key()
+    assert await store.add_first_api_key(first)
+    assert not await store.add_first_api_key(second)
+    assert await store.api_key_known(first.hash) and not await store.api_key_known(second.hash)
+
+
+async def test_api_keys_are_listed_touched_at_most_once_a_minute_and_revoked(store):
+    ci, other = an_api_key("ci"), an_api_key(created_at=2.0)
+    await store.add_api_key(ci)
+    await store.add_api_key(other)
+    assert await store.list_api_keys() == [ci, other]
+    await store.touch_api_key(ci.hash, 100.0, 40.0)
+    await store.touch_api_key(ci.hash, 130.0, 70.0)  # used at 100, later than 70: not again
+    [listed, _] = await store.list_api_keys()
+    assert listed.last_used_at == 100.0
+    await store.touch_api_key(ci.hash, 170.0, 110.0)
+    assert (await store.list_api_keys())[0].last_used_at == 170.0
+    assert await store.revoke_api_key(ci.id, 200.0)
+    assert not await store.revoke_api_key(ci.id, 201.0)
+    assert not await store.revoke_api_key("key_unknown", 201.0)
+    assert not await store.api_key_known(ci.hash) and await store.api_key_known(other.hash)
+    assert [(key.id, key.revoked_at) for key in await store.list_api_keys()] == [
+        (ci.id, 200.0),
+        (other.id, None),
+    ]
 
 
 async def test_idempotency_key_clash_returns_the_existing_job(store):
@@ -364,7 +401,7 @@ async def test_a_rate_limit_is_one_bucket_whoever_takes_from_it(store, database_
     )
     await store.create_subscription(subscription)
     # A second store on the same database stands for another worker.
-    other = await open_store(database_url)
+    other = await open_store(database_url, store.cipher)
     try:
         takers = [store, other, store, other]
         waits = [(await taker.take_rate_tokens(subscription.id, 2, 1, now))[0] for taker in takers]

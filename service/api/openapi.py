@@ -30,6 +30,8 @@ from service.models import (
     Recover,
     Redeliver,
     SubscriptionOut,
+    SubscriptionSecretOut,
+    SubscriptionWithSecret,
     TestDelivery,
     TestEventOut,
     UpdateSubscription,
@@ -133,8 +135,8 @@ OPERATIONS = (
     Operation(
         "post",
         "/v1/subscriptions",
-        "Create a subscription",
-        {201: SubscriptionOut},
+        "Create a subscription (the answer carries its secret)",
+        {201: SubscriptionWithSecret},
         body=CreateSubscription,
         errors=(400, 401, 413, 422),
     ),
@@ -155,6 +157,13 @@ OPERATIONS = (
         "/v1/subscriptions/{subscription_id}",
         "Retrieve a subscription",
         {200: SubscriptionOut},
+        errors=(401, 404),
+    ),
+    Operation(
+        "get",
+        "/v1/subscriptions/{subscription_id}/secret",
+        "A subscription's signing secret (lists and plain reads never carry it)",
+        {200: SubscriptionSecretOut},
         errors=(401, 404),
     ),
     Operation(
@@ -191,8 +200,8 @@ OPERATIONS = (
     Operation(
         "post",
         "/v1/subscriptions/{subscription_id}/rotate-secret",
-        "Rotate the signing secret",
-        {200: SubscriptionOut},
+        "Rotate the signing secret (the answer carries the new one)",
+        {200: SubscriptionWithSecret},
         errors=(401, 404),
     ),
     Operation(

@@ -25,6 +25,8 @@ from service.models import (
     Deleted,
     Recover,
     SubscriptionOut,
+    SubscriptionSecretOut,
+    SubscriptionWithSecret,
     UpdateSubscription,
 )
 from storage.records import DELIVERY_STATUSES
@@ -33,12 +35,18 @@ from storage.records import DELIVERY_STATUSES
 async def create(request: Request) -> Response:
     body = validate(CreateSubscription, await read_json(request))
     created = await operations.create_subscription(context(request), body)
-    return json_response(SubscriptionOut.from_record(created), 201)
+    return json_response(SubscriptionWithSecret.from_record(created), 201)
 
 
 async def retrieve(request: Request) -> Response:
     found = await operations.subscription(context(request), _id(request))
     return json_response(SubscriptionOut.from_record(found))
+
+
+async def secret(request: Request) -> Response:
+    """The secret on its own route, so that lists and plain reads never carry it."""
+    found = await operations.subscription(context(request), _id(request))
+    return json_response(SubscriptionSecretOut.from_record(found))
 
 
 async def list_(request: Request) -> Response:
@@ -93,7 +101,7 @@ async def recover(request: Request) -> Response:
 
 async def rotate_secret(request: Request) -> Response:
     rotated = await operations.rotate_secret(context(request), _id(request))
-    return json_response(SubscriptionOut.from_record(rotated))
+    return json_response(SubscriptionWithSecret.from_record(rotated))
 
 
 async def test(request: Request) -> Response:

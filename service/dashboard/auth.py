@@ -1,4 +1,4 @@
-"""Dashboard sign-in: an API key, checked by the API's own rule (Context.api_key_valid), opens a
+"""Dashboard sign-in: an API key, checked by the API's own KeyCheck (service/api_keys.py), opens a
 session stored in the database. The cookie holds the session's id, signed; never the key. A
 session ends when it expires, when its owner signs out (the row is deleted, so a copied cookie
 is dead too), or when its key stops being valid. Every state-changing form carries a CSRF token
@@ -15,7 +15,7 @@ from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.context import Context, hash_api_key
+from service.context import Context
 from storage.records import DashboardSession
 
 COOKIE = "videohooks_session"
@@ -37,8 +37,8 @@ class Sessions:
 
     async def open(self, api_key: str) -> str | None:
         """A new session for a valid key: the cookie value; None for a key the API refuses."""
-        key_hash = hash_api_key(api_key.strip())
-        if not api_key.strip() or not await self.context.api_key_valid(key_hash):
+        key_hash = await self.context.keys.check(api_key.strip()) if api_key.strip() else None
+        if key_hash is None:
             return None
         now = time.time()
         session = DashboardSession(
@@ -64,7 +64,7 @@ class Sessions:
         session = await self.context.store.get_session(session_id)
         if session is None or session.expires_at <= time.time():
             return None
-        if not await self.context.api_key_valid(session.key_hash):
+        if not await self.context.keys.check_hash(session.key_hash):
             return None
         return session
 

@@ -12,15 +12,31 @@ SELECT value FROM meta WHERE key = :key;
 INSERT INTO meta (key, value) VALUES (:key, :value)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 
+-- name: meta_replace
+UPDATE meta SET value = :new WHERE key = :key AND value = :old;
+
 -- name: api_key_insert_first
-INSERT INTO api_keys (hash, created_at)
-SELECT :hash, :now WHERE NOT EXISTS (SELECT 1 FROM api_keys);
+INSERT INTO api_keys (id, hash, name, prefix, created_at)
+SELECT :id, :hash, :name, :prefix, :created_at WHERE NOT EXISTS (SELECT 1 FROM api_keys);
 
 -- name: api_key_insert
-INSERT INTO api_keys (hash, created_at) VALUES (:hash, :now);
+INSERT INTO api_keys (id, hash, name, prefix, created_at)
+VALUES (:id, :hash, :name, :prefix, :created_at);
 
 -- name: api_key_known
-SELECT 1 FROM api_keys WHERE hash = :hash;
+SELECT 1 FROM api_keys WHERE hash = :hash AND revoked_at IS NULL;
+
+-- name: api_key_list
+SELECT id, hash, name, prefix, created_at, last_used_at, revoked_at FROM api_keys
+ORDER BY created_at, id;
+
+-- name: api_key_revoke
+UPDATE api_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL;
+
+-- name: api_key_touch
+-- At most one write a minute per key, however many processes see it used.
+UPDATE api_keys SET last_used_at = :now
+WHERE hash = :hash AND (last_used_at IS NULL OR last_used_at < :stale_before);
 
 -- name: job_insert
 INSERT INTO jobs (id, status, model, provider, provider_job_id, progress, outputs, error,
@@ -189,6 +205,21 @@ UPDATE subscriptions SET
     rate_tat = CASE WHEN :set_rate_limit THEN NULL ELSE rate_tat END,
     updated_at = :now
 WHERE id = :id;
+
+-- name: subscription_secrets_to_reseal
+-- Subscriptions with a secret not sealed with the newest key (:prefix): stored in clear by an
+-- older version, or sealed with an older key.
+SELECT seq, id, secret, previous_secret FROM subscriptions
+WHERE seq > :after
+  AND (substr(secret, 1, :length) <> :prefix OR substr(previous_secret, 1, :length) <> :prefix)
+ORDER BY seq
+LIMIT :limit;
+
+-- name: subscription_reseal_secret
+UPDATE subscriptions SET secret = :new WHERE id = :id AND secret = :old;
+
+-- name: subscription_reseal_previous_secret
+UPDATE subscriptions SET previous_secret = :new WHERE id = :id AND previous_secret = :old;
 
 -- name: subscription_rotate_secret
 UPDATE subscriptions SET

@@ -7,6 +7,7 @@ lists it); with VIDEOHOOKS_REQUIRE_POSTGRES=1 (as .ci/run sets) its absence is a
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -46,6 +47,19 @@ BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.skipif(not POSTGRES, reason=NOT_RUN)),
 ]
+
+
+# The key tests give the service on PostgreSQL, which requires one (SQLite tests let the service
+# generate its key file).
+ENCRYPTION_KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+def database_env(url: str) -> dict[str, str]:
+    """The variables that point the service at a test database."""
+    env = {"VIDEOHOOKS_DATABASE_URL": url}
+    if not url.startswith("sqlite:"):
+        env["VIDEOHOOKS_ENCRYPTION_KEY"] = ENCRYPTION_KEY
+    return env
 
 
 @asynccontextmanager
