@@ -51,7 +51,8 @@ def node_env(**extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("VIDEOHOOKS_")}
     # Zapier's SDK sends its logs to Zapier when given a logging token; nothing leaves here.
     env.pop("LOGGING_TOKEN", None)
-    return env | {"npm_config_update_notifier": "false"} | extra
+    # CI=true: unattended, so n8n's CLI prints its result instead of animating a spinner.
+    return env | {"CI": "true", "npm_config_update_notifier": "false"} | extra
 
 
 def npm() -> str:
