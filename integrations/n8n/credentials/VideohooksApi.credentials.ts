@@ -29,7 +29,8 @@ export class VideohooksApi implements ICredentialType {
 			type: 'string',
 			typeOptions: { password: true },
 			default: '',
-			description: 'A key printed by `videohooks api-key create` (or listed in VIDEOHOOKS_API_KEYS)',
+			description:
+				'A key printed by `videohooks api-key create` (or listed in VIDEOHOOKS_API_KEYS)',
 			required: true,
 		},
 	];

@@ -55,10 +55,13 @@ test('the same idempotency key returns the first job, item by item', async () =>
     { ...fields, additionalFields },
   ]);
   assert.equal(items[1].json.id, items[0].json.id);
-  assert.deepEqual(items.map((item) => item.pairedItem), [{ item: 0 }, { item: 1 }]);
+  assert.deepEqual(
+    items.map((item) => item.pairedItem),
+    [{ item: 0 }, { item: 1 }],
+  );
 });
 
-test('an error from the service stops the node with its message, or becomes the item\'s error', async () => {
+test("an error from the service stops the node with its message, or becomes the item's error", async () => {
   const parameters = [{ operation: 'get', videoId: 'vid_unknown' }];
   await assert.rejects(run(parameters), (err) => {
     assert.equal(err.name, 'NodeOperationError');
@@ -72,7 +75,12 @@ test('an error from the service stops the node with its message, or becomes the 
 
 test('metadata that is not a JSON object is refused before anything is sent', async () => {
   const parameters = [
-    { operation: 'generate', model: 'simulator/default', prompt: 'x', additionalFields: { metadata: '[1]' } },
+    {
+      operation: 'generate',
+      model: 'simulator/default',
+      prompt: 'x',
+      additionalFields: { metadata: '[1]' },
+    },
   ];
   await assert.rejects(run(parameters), /Metadata must be a JSON object/);
 });

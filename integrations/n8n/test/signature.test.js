@@ -48,7 +48,8 @@ test('accepts a delivery when one of several signatures matches (a secret rotati
   const [old, current] = [newSecret(), newSecret()];
   const body = '{"id":"evt_1"}';
   const headers = signed(old, body);
-  headers['webhook-signature'] = `${signed(current, body)['webhook-signature']} ${headers['webhook-signature']}`;
+  headers['webhook-signature'] =
+    `${signed(current, body)['webhook-signature']} ${headers['webhook-signature']}`;
   assert.ok(agree(old, headers, body));
   assert.ok(agree(current, headers, body));
   assert.equal(agree(newSecret(), headers, body), undefined);

@@ -94,12 +94,19 @@ test('deliveries that do not verify are refused with 401 and run nothing', async
   assert.equal(await post(node.webhookUrl, forged, headers), 401);
   const otherSecret = `whsec_${randomBytes(24).toString('base64')}`;
   const signedElsewhere = new Webhook(otherSecret).sign(headers['webhook-id'], new Date(), body);
-  assert.equal(await post(node.webhookUrl, body, { ...headers, 'webhook-signature': signedElsewhere }), 401);
+  assert.equal(
+    await post(node.webhookUrl, body, { ...headers, 'webhook-signature': signedElsewhere }),
+    401,
+  );
   const stale = new Date(Date.now() - 10 * 60 * 1000);
   const replayed = {
     'webhook-id': headers['webhook-id'],
     'webhook-timestamp': String(Math.floor(stale.getTime() / 1000)),
-    'webhook-signature': new Webhook(node.staticData.hookSecret).sign(headers['webhook-id'], stale, body),
+    'webhook-signature': new Webhook(node.staticData.hookSecret).sign(
+      headers['webhook-id'],
+      stale,
+      body,
+    ),
   };
   assert.equal(await post(node.webhookUrl, body, replayed), 401);
   assert.equal(await post(node.webhookUrl, body, {}), 401);
@@ -130,7 +137,7 @@ test('checkExists is false once the hook is gone or sends another event, and cre
   await node.call('delete');
 });
 
-test('create removes a hook left at the node\'s URL whose secret the node no longer has', async () => {
+test("create removes a hook left at the node's URL whose secret the node no longer has", async () => {
   const node = await triggerNode();
   await node.call('create');
   const orphan = node.staticData.hookId;

@@ -98,7 +98,7 @@ module.exports = {
       {
         key: 'callback_url',
         label: 'Callback URL',
-        helpText: 'An https URL that receives this job\'s terminal event, signed.',
+        helpText: "An https URL that receives this job's terminal event, signed.",
       },
       { key: 'metadata', label: 'Metadata', dict: true, helpText: 'Up to 16 string pairs.' },
       {

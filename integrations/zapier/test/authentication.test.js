@@ -16,7 +16,7 @@ test('the connection test passes with a valid key', async () => {
   assert.equal(answer.object, 'list');
 });
 
-test('the connection test fails with the service\'s own message for a wrong key', async () => {
+test("the connection test fails with the service's own message for a wrong key", async () => {
   const bundle = { authData: { baseUrl: service.baseUrl, apiKey: 'vhk_wrong' } };
   await assert.rejects(appTester(App.authentication.test, bundle), (err) => {
     const shown = JSON.parse(err.message);

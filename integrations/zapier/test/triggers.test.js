@@ -1,8 +1,9 @@
 'use strict';
 // The REST-hook triggers against a real videohooks: Zapier's side (subscribe, perform,
 // performList, unsubscribe) through the platform's app tester; the hook target Zapier would
-// host is a recording server on loopback. The tests of this file run in order: the first needs
-// a service where no video has failed yet, and only this file makes videos fail.
+// host is a recording server on loopback. `npm test` runs the files one at a time and the tests
+// of a file in order: the first needs a service where no video has failed yet (only this file
+// makes videos fail), and the newest events performList finds are this file's own.
 
 const assert = require('node:assert/strict');
 const { after, before, test } = require('node:test');
@@ -34,7 +35,7 @@ const performOn = (trigger, delivery, subscribeData) =>
     cleanedRequest: delivery.json(),
   });
 
-test('before any video failed, Video Failed\'s sample data is a made-up event from the service', async () => {
+test("before any video failed, Video Failed's sample data is a made-up event from the service", async () => {
   const existing = await service.api('GET', '/v1/events?type=video.failed&limit=1');
   assert.deepEqual(existing.body.data, [], 'this test needs a service where no video failed');
   const [item] = await appTester(videoFailed.operation.performList, { authData });
@@ -45,7 +46,7 @@ test('before any video failed, Video Failed\'s sample data is a made-up event fr
   assert.equal(item.video_url, null);
 });
 
-test('Video Completed: subscribe, a job completes, its delivery is the trigger\'s output, unsubscribe removes the hook', async () => {
+test("Video Completed: subscribe, a job completes, its delivery is the trigger's output, unsubscribe removes the hook", async () => {
   const hook = await subscribe(videoCompleted, `${target.url}/zap/completed`);
   assert.match(hook.id, /^hook_/);
   const shown = await service.api('GET', `/v1/hooks/${hook.id}`);
@@ -79,7 +80,7 @@ test('Video Completed: subscribe, a job completes, its delivery is the trigger\'
   assert.equal((await service.api('GET', `/v1/hooks/${hook.id}`)).status, 404);
 });
 
-test('Video Failed: a failed video\'s delivery is the trigger\'s output, with the error', async () => {
+test("Video Failed: a failed video's delivery is the trigger's output, with the error", async () => {
   const hook = await subscribe(videoFailed, `${target.url}/zap/failed`);
   assert.equal((await service.api('GET', `/v1/hooks/${hook.id}`)).body.event, 'video.failed');
   const failed = await service.submit({ after_s: 0.1, outcome: 'failed', error_message: 'no fox' });
@@ -105,9 +106,7 @@ test('turning a Zap off after videohooks removed its hook (the target answered 4
     const hook = await subscribe(videoCompleted, gone.url);
     const video = await service.submit({ after_s: 0.1 });
     await gone.deliveryOf(video.id);
-    await eventually(
-      async () => (await service.api('GET', `/v1/hooks/${hook.id}`)).status === 404,
-    );
+    await eventually(async () => (await service.api('GET', `/v1/hooks/${hook.id}`)).status === 404);
     const removed = await appTester(videoCompleted.operation.performUnsubscribe, {
       authData,
       subscribeData: hook,

@@ -14,7 +14,8 @@ const service = instance();
 const authData = { baseUrl: service.baseUrl, apiKey: service.apiKey };
 const generate = (inputData) =>
   appTester(App.creates.generate_video.operation.perform, { authData, inputData });
-const find = (id) => appTester(App.searches.find_video.operation.perform, { authData, inputData: { id } });
+const find = (id) =>
+  appTester(App.searches.find_video.operation.perform, { authData, inputData: { id } });
 
 test('Generate Video submits a job with the fields filled in; Find Video finds it finished', async () => {
   const video = await generate({
@@ -45,7 +46,7 @@ test('Generate Video with the same idempotency key returns the first job', async
   assert.equal(second.id, first.id);
 });
 
-test('Generate Video shows the service\'s reason for a bad field', async () => {
+test("Generate Video shows the service's reason for a bad field", async () => {
   await assert.rejects(generate({ model: 'no-slash', prompt: 'x' }), (err) => {
     const shown = JSON.parse(err.message);
     assert.equal(shown.code, 'invalid_request');

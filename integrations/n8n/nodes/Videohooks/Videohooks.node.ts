@@ -66,7 +66,10 @@ export class Videohooks implements INodeType {
 	description: INodeTypeDescription = {
 		displayName: 'Videohooks',
 		name: 'videohooks',
-		icon: { light: 'file:../../icons/videohooks.svg', dark: 'file:../../icons/videohooks.dark.svg' },
+		icon: {
+			light: 'file:../../icons/videohooks.svg',
+			dark: 'file:../../icons/videohooks.dark.svg',
+		},
 		group: ['transform'],
 		version: 1,
 		subtitle: '={{$parameter["operation"]}}',
@@ -181,7 +184,8 @@ export class Videohooks implements INodeType {
 						name: 'metadata',
 						type: 'json',
 						default: '{}',
-						description: 'An object of up to 16 string pairs, returned with the video and its events',
+						description:
+							'An object of up to 16 string pairs, returned with the video and its events',
 					},
 					{
 						displayName: 'Negative Prompt',

@@ -32,7 +32,10 @@ export class VideohooksTrigger implements INodeType {
 	description: INodeTypeDescription = {
 		displayName: 'Videohooks Trigger',
 		name: 'videohooksTrigger',
-		icon: { light: 'file:../../icons/videohooks.svg', dark: 'file:../../icons/videohooks.dark.svg' },
+		icon: {
+			light: 'file:../../icons/videohooks.svg',
+			dark: 'file:../../icons/videohooks.dark.svg',
+		},
 		group: ['trigger'],
 		version: 1,
 		subtitle: '={{$parameter["event"]}}',

@@ -47,7 +47,8 @@ export async function videohooksRequest(
 		throw new NodeApiError(this.getNode(), (body ?? {}) as JsonObject, {
 			httpCode: String(statusCode),
 			message: typeof error.message === 'string' ? error.message : `HTTP ${statusCode}`,
-			description: typeof error.code === 'string' ? `videohooks error code: ${error.code}` : undefined,
+			description:
+				typeof error.code === 'string' ? `videohooks error code: ${error.code}` : undefined,
 		});
 	}
 	return response;

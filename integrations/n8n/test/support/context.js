@@ -88,7 +88,14 @@ const nodeContext = (credentials, node) => ({
     assert.equal(type, credentialType.name);
     return credentials;
   },
-  getNode: () => ({ id: 'node', name: node, type: node, typeVersion: 1, position: [0, 0], parameters: {} }),
+  getNode: () => ({
+    id: 'node',
+    name: node,
+    type: node,
+    typeVersion: 1,
+    position: [0, 0],
+    parameters: {},
+  }),
   helpers: {
     httpRequestWithAuthentication: async (type, options) => {
       assert.equal(type, credentialType.name);
