@@ -1,7 +1,8 @@
 """The `videohooks` command: serve, web, worker, migrate, demo, listen, api-key,
-rotate-callback-secret.
+rotate-callback-secret, redeliver.
 
-Exit codes: 0 clean stop, 1 a runtime failure, 2 bad configuration (one line naming the variable).
+Exit codes: 0 clean stop, 1 a runtime failure or a refused request (an unknown id), 2 bad
+configuration (one line naming the variable).
 """
 
 from __future__ import annotations
@@ -14,34 +15,116 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from service import logs
+from service import __version__, logs
 from service.settings import ConfigError, Settings
 from storage import StorageError
 
+DESCRIPTION = (
+    "Signed webhooks for AI video generation: videohooks submits each job to its provider, "
+    "follows it by webhook or by polling, and delivers exactly one video.completed or "
+    "video.failed event to your receivers, signed (Standard Webhooks) and retried."
+)
+EPILOG = (
+    "Configuration comes from the environment, every variable optional (README.md, "
+    "Configuration): the database is $VIDEOHOOKS_DATABASE_URL (default "
+    "sqlite:///./videohooks.db). Exit codes: 0 done or clean stop, 1 a runtime failure or a "
+    "refused request, 2 bad configuration. `videohooks COMMAND --help` describes a command."
+)
+DATABASE = " Uses the database at $VIDEOHOOKS_DATABASE_URL (default sqlite:///./videohooks.db)."
+SERVICE = (
+    " Reads every VIDEOHOOKS_* variable (README.md, Configuration); the database is "
+    "$VIDEOHOOKS_DATABASE_URL (default sqlite:///./videohooks.db)."
+)
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="videohooks", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="videohooks", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {__version__}",
+        help="print the installed version and exit",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, help_ in (
         ("serve", "API and worker in one process (the embedded default)"),
-        ("web", "the HTTP API only (scale-out)"),
+        ("web", "the HTTP API only (scale-out; run workers beside it)"),
     ):
-        command = commands.add_parser(name, help=help_)
-        command.add_argument("--host", default="127.0.0.1")
-        command.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000))
-    commands.add_parser("worker", help="submitter, poller and dispatcher only (scale-out)")
-    commands.add_parser("migrate", help="create or upgrade the schema, then exit")
-    commands.add_parser("demo", help="a self-contained tour with a local subscriber")
-    commands.add_parser("api-key", help="create another API key and print it once")
-    commands.add_parser(
-        "rotate-callback-secret",
-        help="a new secret for callback deliveries (the old one signs too for the grace period)",
+        command = _command(commands, name, help_, SERVICE)
+        _listening(command, int(os.environ.get("PORT") or 8000), "$PORT, else 8000")
+    _command(commands, "worker", "submitter, poller and dispatcher only (scale-out)", SERVICE)
+    _command(commands, "migrate", "create or upgrade the schema, then exit", DATABASE)
+    _command(
+        commands,
+        "demo",
+        "a self-contained tour with a local subscriber",
+        " Runs on a temporary database and ports of its own; exits 0 once three jobs' events "
+        "arrived verified.",
     )
-    listen = commands.add_parser("listen", help="a local receiver that prints signed deliveries")
-    listen.add_argument("--host", default="127.0.0.1")
-    listen.add_argument("--port", type=int, default=9000)
-    listen.add_argument("--secret", action="append", default=[], help="whsec_… to verify with")
+    _command(
+        commands,
+        "api-key",
+        "create another API key and print it once",
+        " Refused (exit 2) when $VIDEOHOOKS_API_KEYS is set." + DATABASE,
+    )
+    _command(
+        commands,
+        "rotate-callback-secret",
+        "a new secret for callback deliveries (the old one signs too for the grace period)",
+        " The grace period is $VIDEOHOOKS_SECRET_GRACE (default 24h); refused (exit 2) when "
+        "$VIDEOHOOKS_CALLBACK_SECRET is set." + DATABASE,
+    )
+    listen = _command(
+        commands,
+        "listen",
+        "a local receiver that prints signed deliveries",
+        " Subscribe the URL it prints.",
+    )
+    _listening(listen, 9000, "9000")
+    listen.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="WHSEC",
+        help="a whsec_… secret to verify signatures with; repeat for several "
+        "(default: none, signatures are not checked)",
+    )
+    redeliver = _command(
+        commands,
+        "redeliver",
+        "send an event again now",
+        " Queues it for a running worker, which sends it within moments, like "
+        "POST /v1/events/{id}/redeliver; exits 1 for an unknown event or subscription." + DATABASE,
+    )
+    redeliver.add_argument("event_id", metavar="EVT_ID", help="the event to send (evt_…)")
+    redeliver.add_argument(
+        "--subscription",
+        metavar="SUB_ID",
+        help="send it to this subscription or hook only, even one that did not have it "
+        "(default: every subscription, hook and callback URL that had it)",
+    )
     return parser
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_: str,
+    details: str,
+) -> argparse.ArgumentParser:
+    description = f"{help_[0].upper()}{help_[1:]}.{details}"
+    return commands.add_parser(name, help=help_, description=description)
+
+
+def _listening(command: argparse.ArgumentParser, port: int, port_default: str) -> None:
+    command.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (default %(default)s; 0.0.0.0 for every interface)",
+    )
+    command.add_argument(
+        "--port", type=int, default=port, help=f"the port to listen on (default {port_default})"
+    )
 
 
 def run(main: Coroutine[Any, Any, int]) -> int:
@@ -91,6 +174,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return await _rotate_callback_secret(settings)
     if args.command == "listen":
         return await listen.run(args.host, args.port, args.secret)
+    if args.command == "redeliver":
+        return await _redeliver(settings, args.event_id, args.subscription)
     return await demo.run()
 
 
@@ -121,6 +206,27 @@ async def _api_key(settings: Settings) -> int:
     finally:
         await store.close()
     print(f"API key (shown once; only its hash is stored): {key}")
+    return 0
+
+
+async def _redeliver(settings: Settings, event_id: str, subscription_id: str | None) -> int:
+    from service.redelivery import RedeliveryRefused, redeliver
+    from storage import open_store
+
+    store = await open_store(settings.database_url)
+    try:
+        await store.migrate()
+        queued = await redeliver(store, event_id, subscription_id, time.time())
+    except RedeliveryRefused as exc:
+        named = event_id if exc.field == "event_id" else subscription_id
+        print(f"videohooks: {named}: {exc.message} ({settings.database_url})", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    if queued:
+        print(f"queued {queued} deliveries of {event_id}: a running worker sends them now")
+    else:
+        print(f"nothing queued for {event_id}: its deliveries are being sent at this moment")
     return 0
 
 

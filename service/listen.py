@@ -16,6 +16,11 @@ from starlette.routing import Route
 
 from service import server
 
+REDELIVER_HINT = (
+    "missed an event while this was not running? it is retried on the schedule; "
+    "`videohooks redeliver EVT_ID` sends it again now (ids: GET /v1/events)"
+)
+
 
 class Listener:
     """Receives deliveries at any path, verifies each with the `standardwebhooks` package."""
@@ -66,6 +71,9 @@ async def run(host: str, port: int, secrets: list[str]) -> int:
             sig, lambda: setattr(http, "should_exit", True)
         )
     print(f"listening on {server.local_url(sock)} (subscribe this URL; Ctrl-C stops)", flush=True)
+    # A delivery that failed while nothing listened waits for its next retry (5 minutes, early
+    # in the default schedule): say how to have it now.
+    print(REDELIVER_HINT, flush=True)
     try:
         while not serving.done():
             getter = asyncio.create_task(listener.received.get())

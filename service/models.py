@@ -295,7 +295,11 @@ class Recover(Strict):
 
 
 class Redeliver(Strict):
-    subscription_id: str | None = Field(default=None, max_length=100)
+    subscription_id: str | None = Field(
+        default=None,
+        max_length=100,
+        description="only this subscription or hook (default: every target the event had)",
+    )
 
 
 class Queued(BaseModel):

@@ -119,6 +119,9 @@ async def test_idempotency_key_returns_the_original_or_409(env):
         again = await svc.api.post("/v1/videos", content=reordered, headers=headers)
         assert again.status_code == 200
         assert again.json()["id"] == first.json()["id"]
+        # A replay says so; a new job does not.
+        assert again.headers["idempotent-replayed"] == "true"
+        assert "idempotent-replayed" not in first.headers
         other = await svc.api.post("/v1/videos", json={**body, "prompt": "other"}, headers=headers)
         assert other.status_code == 409
         assert other.json()["error"]["code"] == "idempotency_conflict"

@@ -8,6 +8,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from service import redelivery
 from service.api import deliveries as delivery_views
 from service.api.common import (
     choice_param,
@@ -60,18 +61,16 @@ async def deliveries(request: Request) -> Response:
 
 
 async def redeliver(request: Request) -> Response:
-    """Sends the event again: to every target, or to one subscription (which need not have had
-    a delivery of it before)."""
+    """Sends the event again: to every target, or to one subscription or hook."""
     event = await _get(request)
     body = validate(Redeliver, await read_json(request, empty_is={}))
     store = context(request).store
-    if body.subscription_id is not None:
-        subscription = await store.get_subscription(body.subscription_id)
-        if subscription is None:
-            raise InvalidRequest.field("subscription_id", "no such subscription")
-        if subscription.status != "active":
-            raise InvalidRequest.field("subscription_id", "the subscription is disabled")
-    queued = await store.redeliver(event.id, body.subscription_id, time.time())
+    try:
+        queued = await redelivery.redeliver(store, event.id, body.subscription_id, time.time())
+    except redelivery.RedeliveryRefused as exc:
+        if exc.field == "event_id":
+            raise NotFound(exc.message) from None  # removed by retention meanwhile
+        raise InvalidRequest.field(exc.field, exc.message) from None
     return json_response(Queued(queued=queued), 202)
 
 

@@ -57,6 +57,8 @@ class Operation:
     raw_body: bool = False
     # A 200 answer is the output's bytes, not JSON.
     binary: bool = False
+    # Headers of an answer, by status.
+    response_headers: tuple[tuple[int, str, str], ...] = ()
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -95,6 +97,13 @@ OPERATIONS = (
         {202: Video, 200: Video},
         body=CreateVideo,
         headers=(IDEMPOTENCY_KEY,),
+        response_headers=(
+            (
+                200,
+                "Idempotent-Replayed",
+                "true: this Idempotency-Key was used before with this body; the original job",
+            ),
+        ),
         errors=(400, 401, 409, 413, 422),
     ),
     Operation(
@@ -493,6 +502,13 @@ def _response(
     operation: Operation, status: int, model: type[BaseModel] | None, refs: dict[Any, Any]
 ) -> dict[str, Any]:
     response: dict[str, Any] = {"description": _DESCRIPTIONS[status]}
+    headers = {
+        name: {"description": text, "schema": {"type": "string"}}
+        for code, name, text in operation.response_headers
+        if code == status
+    }
+    if headers:
+        response["headers"] = headers
     if status == 307:
         return response  # a redirect has no body to describe
     if operation.binary:

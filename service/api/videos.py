@@ -80,7 +80,12 @@ async def create(request: Request) -> Response:
                 "this Idempotency-Key was used with a different request body",
                 details={"video_id": stored.id},
             )
-        return json_response(Video.from_job(stored, ctx.settings.public_url), 200)
+        # Visibly a replay: the original job, not a new one.
+        return json_response(
+            Video.from_job(stored, ctx.settings.public_url),
+            200,
+            headers={"idempotent-replayed": "true"},
+        )
     return json_response(
         Video.from_job(stored, ctx.settings.public_url),
         202,
