@@ -40,6 +40,8 @@ Row = Mapping[str, Any]
 JOB_JSON = ("outputs", "error", "metadata", "request", "attempts")
 SUBSCRIPTION_JSON = ("events", "filter")
 UPDATABLE = {"url", "events", "description", "status", "filter", "max_in_flight", "rate_limit"}
+SUBMISSION = ("submission_state", "submission_attempt", "submission_started_at")
+RELEASES = ("release_jobs", "release_webhooks", "release_deliveries")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +164,7 @@ class SqlStore:
     # -- jobs -------------------------------------------------------------------------------
 
     async def create_job(self, new: Job) -> tuple[Job, bool]:
-        params = new.model_dump(exclude={"claimed_by", "claimed_until"})
+        params = new.model_dump(exclude={"claimed_by", "claimed_until", *SUBMISSION})
         for column in JOB_JSON:
             params[column] = dumps(params[column])
 
@@ -206,6 +208,10 @@ class SqlStore:
         }
         return [job(row) for row in await self._fetch_in_transaction("job_claim", params)]
 
+    async def begin_submission(self, claimed: Job, worker: str, now: float) -> bool:
+        params = {"id": claimed.id, "attempt_no": claimed.attempt_no, "worker": worker, "now": now}
+        return await self._execute("job_begin_submission", params) > 0
+
     async def record_submission(
         self,
         claimed: Job,
@@ -227,6 +233,24 @@ class SqlStore:
             "next_check_at": next_check_at,
         }
         return await self._execute("job_record_submission", params) > 0
+
+    async def submission_unanswered(
+        self,
+        claimed: Job,
+        worker: str,
+        uncertain: bool,
+        next_check_at: float,
+        check_count: int,
+    ) -> bool:
+        params = {
+            "id": claimed.id,
+            "attempt_no": claimed.attempt_no,
+            "worker": worker,
+            "uncertain": uncertain,
+            "next_check_at": next_check_at,
+            "check_count": check_count,
+        }
+        return await self._execute("job_submission_unanswered", params) > 0
 
     async def reschedule_job(
         self, job_id: str, worker: str, next_check_at: float, check_count: int
@@ -299,6 +323,7 @@ class SqlStore:
             "error": dumps(final.error),
             "attempts": dumps(final.attempts),
             "completed_at": final.completed_at,
+            "unsubmitted": final.unsubmitted,
         }
 
         def steps() -> Steps[bool]:
@@ -621,10 +646,32 @@ class SqlStore:
 
     async def release_claims(self, worker: str) -> None:
         def steps() -> Steps[None]:
-            for query in ("release_jobs", "release_webhooks", "release_deliveries"):
+            for query in (*RELEASES, "worker_forget"):
                 yield Execute(query, {"worker": worker})
 
         await self._run(steps)
+
+    # -- workers ----------------------------------------------------------------------------
+
+    async def heartbeat(self, worker: str, host: str, pid: int, now: float) -> None:
+        await self._execute(
+            "worker_heartbeat", {"id": worker, "host": host, "pid": pid, "now": now}
+        )
+
+    async def workers_on_host(self, host: str) -> list[tuple[str, int]]:
+        rows = await self._read("workers_on_host", {"host": host})
+        return [(row["id"], row["pid"]) for row in rows]
+
+    async def reap_workers(self, silent_since: float, dead: Collection[str]) -> list[str]:
+        def steps() -> Steps[list[str]]:
+            silent = yield Fetch("workers_silent", {"before": silent_since})
+            gone = sorted({row["id"] for row in silent} | set(dead))
+            for worker in gone:
+                for query in (*RELEASES, "worker_forget"):
+                    yield Execute(query, {"worker": worker})
+            return gone
+
+        return await self._run(steps)
 
 
 def _task(row: Any) -> DeliveryTask:

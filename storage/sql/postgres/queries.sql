@@ -113,9 +113,11 @@ WITH finished AS (
         updated_at = :completed_at,
         completed_at = :completed_at,
         next_check_at = NULL,
+        submission_state = NULL,
         claimed_by = NULL,
         claimed_until = NULL
     WHERE id = :id AND attempt_no = :attempt_no AND status IN ('queued', 'in_progress')
+      AND (NOT CAST(:unsubmitted AS BOOLEAN) OR provider_job_id IS NULL)
     RETURNING id
 ),
 event AS (
