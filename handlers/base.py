@@ -223,6 +223,12 @@ class Provider(Protocol):
         created (found by `request.reference`), or None when the provider has none."""
         ...
 
+    def adopted_job_id(self, request: SubmitRequest, reported: str) -> str:
+        """The provider job id to record for the job a webhook body names as `reported`, when
+        the webhook arrived before the submission's answer (the id `submit` would have
+        returned: fal's webhook names only the last part of its composite id)."""
+        ...
+
     async def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> bool:
         """True when the body is proven to come from the provider (signature verified), False
         when the provider does not sign (the body is then only a reason to re-fetch). Raises
@@ -276,6 +282,9 @@ class HttpProvider:
 
     async def find_submission(self, request: SubmitRequest) -> ProviderStatus | None:
         return None
+
+    def adopted_job_id(self, request: SubmitRequest, reported: str) -> str:
+        return reported
 
     async def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> bool:
         return False

@@ -5,6 +5,11 @@ A job is scripted by `input.simulate` (see `Script`). The provider job id carrie
 the submission time, so any web process can answer a poll for it; only the `poll_errors` counter
 and the scheduled webhook live in the process that took the submission. Webhooks are signed with
 Standard Webhooks, so a simulator webhook is trusted once its signature verifies.
+
+Submissions honour an `Idempotency-Key` header, as the idempotency keys of Stripe and of the
+IETF draft do (https://datatracker.ietf.org/doc/draft-ietf-httpapi-idempotency-key-header/): the
+same key answers the video it first created, so the handler's reconciliation is
+`idempotency_key`. The keys, like the counters, live in the process that took the submission.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from handlers.signatures import verify_standard_webhook
 log = logging.getLogger("videohooks.simulator")
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/simulator"
+IDEMPOTENCY_KEYS_KEPT = 10_000
 
 
 class Script(BaseModel):
@@ -79,6 +85,7 @@ class Handler(HttpProvider):
     name = "simulator"
     default_base_url = DEFAULT_BASE_URL
     webhooks = True
+    reconciliation = "idempotency_key"
 
     @property
     def configured(self) -> bool:
@@ -91,7 +98,9 @@ class Handler(HttpProvider):
             "simulate": request.input.get("simulate", {}),
             "callback_url": request.callback_url,
         }
-        data = await request_json(self.http, "POST", f"{self.base_url}/v1/videos", json=body)
+        headers = {"idempotency-key": request.reference} if request.reference else {}
+        url = f"{self.base_url}/v1/videos"
+        data = await request_json(self.http, "POST", url, json=body, headers=headers)
         return parse(SimVideo, data).report()
 
     async def fetch_status(self, provider_job_id: str) -> ProviderStatus:
@@ -116,6 +125,8 @@ class SimulatorServer:
         self.signer = Webhook(webhook_secret)
         self.public_base_url = public_base_url.rstrip("/")
         self.poll_counts: dict[str, int] = {}
+        # Idempotency-Key → the video it created, oldest first (a dict keeps insertion order).
+        self.created: dict[str, str] = {}
         self.pending: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
         self.app = Starlette(
@@ -141,7 +152,14 @@ class SimulatorServer:
         except (ValueError, AttributeError, ValidationError) as exc:
             message = str(exc).splitlines()[0] if str(exc) else "invalid request"
             return JSONResponse({"error": {"message": f"invalid simulate: {message}"}}, 400)
+        key = request.headers.get("idempotency-key")
+        if key in self.created:
+            return JSONResponse(self._video(self.created[key]).model_dump(mode="json"))
         video_id = _encode_id(model, time.time(), script)
+        if key:
+            self.created[key] = video_id
+            if len(self.created) > IDEMPOTENCY_KEYS_KEPT:
+                del self.created[next(iter(self.created))]
         callback_url = payload.get("callback_url")
         if callback_url and script.webhook:
             task = asyncio.create_task(self._send_webhooks(video_id, str(callback_url), script))
