@@ -69,7 +69,7 @@ async def test_an_official_model_gets_the_fields_inside_input_and_the_webhook(fa
             "generate_audio": False,
         },
         "webhook": "https://videohooks.example/hooks/replicate/token",
-        "webhook_events_filter": ["completed"],
+        "webhook_events_filter": ["start", "completed"],
     }
 
 
