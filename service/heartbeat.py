@@ -70,7 +70,12 @@ class Heartbeat:
         ]
         gone = await self.store.reap_workers(now - SILENT_AFTER, dead)
         if gone:
-            log.warning("gave back the claims of stopped workers", extra={"workers": gone})
+            exited = [worker for worker in gone if worker in dead]
+            silent = [worker for worker in gone if worker not in dead]
+            log.warning(
+                "gave back the claims of stopped workers",
+                extra={"exited": exited, "silent": silent},
+            )
             for channel in CHANNELS:
                 self.store.notify(channel)
         return gone

@@ -5,6 +5,8 @@ accept a submission and answer it only after the client has given up."""
 
 from __future__ import annotations
 
+import json
+import signal
 from typing import Any
 
 import httpx2 as httpx
@@ -18,6 +20,7 @@ from service.server import bind
 from tests.handlers.fakes import fal, openrouter, replicate
 from tests.handlers.fakes.base import serve
 from tests.support.databases import BACKENDS
+from tests.support.processes import Process, started
 from tests.support.provider import Answer, fake_provider
 from tests.support.servers import eventually
 from tests.support.service import running_service
@@ -231,3 +234,72 @@ async def test_the_providers_webhook_adopts_a_late_submission(env, provider: str
             done = await eventually(lambda: status_is(svc, video["id"], "completed"), timeout=60)
         assert len(fake.submissions()) == 1
         assert done["provider_job_id"] == provider_job_id(job_id) and done["outputs"]
+
+
+# -- (b) a worker killed -9 between the provider's acceptance and the record ------------------
+
+# Long enough that the held answer is still awaited when the worker is killed, and that the
+# killed worker's leases (2 x the timeout + 60 s) would outlast the test's patience: the job is
+# retaken because the new worker finds its predecessor dead, not because a lease lapsed.
+SLOW_ANSWERS = {"VIDEOHOOKS_PROVIDER_TIMEOUT": "60s"}
+
+
+async def killed_while_the_answer_is_held(env: dict[str, str], folder, accepted) -> str:
+    """Starts a worker, kills it -9 once the provider has accepted its submission (and holds the
+    answer); the worker's id."""
+    async with started(["worker"], env, folder) as worker:
+        worker_id = (await worker.expect(r"videohooks worker (\S+)")).group(1)
+        await eventually(accepted, timeout=60)
+        worker.signal(signal.SIGKILL)
+        assert await worker.exit_code() == -signal.SIGKILL
+    return worker_id
+
+
+async def released_at_start(worker: Process, predecessor: str) -> bool:
+    """Whether `worker` gave back the claims of `predecessor` because its process was gone (not
+    because its heartbeat had been silent for long)."""
+    lines = (await worker.stderr()).splitlines()
+    return any('"exited"' in line and predecessor in json.loads(line)["exited"] for line in lines)
+
+
+async def test_a_worker_killed_after_the_provider_accepted_pays_once_by_idempotency_key(
+    env, tmp_path
+):
+    env |= SLOW_ANSWERS
+    async with fake_provider() as provider:
+        provider.holding = 1
+        env["VIDEOHOOKS_SIMULATOR_BASE_URL"] = provider.url
+        async with running_service(env, public=False, worker=False) as svc:
+            video = await svc.submit()
+            killed = await killed_while_the_answer_is_held(env, tmp_path, lambda: provider.jobs)
+            provider.released.set()  # the answer goes to a dead connection
+            async with started(["worker"], env, tmp_path) as worker:
+                stored = await eventually(lambda: recorded(svc, video["id"]), timeout=60)
+                assert stored["provider_job_id"] == "fake_1"
+                assert await released_at_start(worker, killed)
+                provider.finish("fake_1")
+                await eventually(lambda: status_is(svc, video["id"], "completed"), timeout=60)
+    # Sent again by the new worker, with the same key: the provider made one video.
+    assert list(provider.jobs) == ["fake_1"] and set(provider.keys) == {f"{video['id']}.0"}
+
+
+async def test_a_worker_killed_after_the_provider_accepted_pays_once_by_webhook(env, tmp_path):
+    async with serve(replicate.Fake()) as fake:
+        env |= fake.env() | SLOW_ANSWERS
+        fake.holding = 1
+        async with running_service(env, worker=False) as svc:
+            env["VIDEOHOOKS_PUBLIC_URL"] = svc.url  # the workers hand out this receiver
+            video = await svc.submit(model=f"replicate/{fake.model}")
+            killed = await killed_while_the_answer_is_held(env, tmp_path, lambda: fake.jobs)
+            fake.released.set()
+            async with started(["worker"], env, tmp_path) as worker:
+                # The new worker finds the submission under way: not sent again, but waited on.
+                await eventually(lambda: state_is(svc, video["id"], "uncertain"), timeout=60)
+                assert await released_at_start(worker, killed)
+                [prediction] = fake.jobs
+                url, body, headers = await _replicate_webhook(fake, prediction)
+                async with httpx.AsyncClient() as client:
+                    answer = await client.post(url, content=body, headers=headers)
+                assert answer.status_code == 202, answer.text
+                done = await eventually(lambda: status_is(svc, video["id"], "completed"), 60)
+    assert done["provider_job_id"] == prediction and len(fake.submissions()) == 1

@@ -1,12 +1,16 @@
-"""Runs `videohooks` commands as real processes, as an operator would."""
+"""Runs `videohooks` commands as real processes, as an operator would. `started` kills what it
+started when the test ends, whether it passed or not, so no process outlives a failing test."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 
@@ -69,3 +73,19 @@ class Process:
         if self.proc.returncode is None:
             self.signal()
         return await self.exit_code()
+
+    async def kill(self) -> None:
+        """Kills the process if it still runs, and reaps it."""
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+        await self.proc.wait()
+
+
+@asynccontextmanager
+async def started(args: list[str], env: dict[str, str], cwd: Path) -> AsyncIterator[Process]:
+    process = await Process.start(args, env, cwd)
+    try:
+        yield process
+    finally:
+        await process.kill()
