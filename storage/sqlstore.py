@@ -522,6 +522,7 @@ class SqlStore:
         params = {"event_id": event_id, "subscription_id": subscription_id, "now": now}
 
         def steps() -> Steps[int]:
+            yield Fetch("retention_lock", {})
             queued: int = yield Execute("deliveries_redeliver", params)
             if subscription_id is not None:
                 new = params | {"id": new_id("dlv")}
@@ -543,7 +544,12 @@ class SqlStore:
             "now": now,
             "limit": limit,
         }
-        queued = await self._execute("deliveries_recover", params)
+
+        def steps() -> Steps[int]:
+            yield Fetch("retention_lock", {})
+            return (yield Execute("deliveries_recover", params))
+
+        queued = await self._run(steps)
         if queued:
             self.notify("deliveries")
         return queued
@@ -637,6 +643,7 @@ class SqlStore:
         params = {"cutoff": cutoff, "batch": batch}
 
         def steps() -> Steps[int]:
+            yield Fetch("retention_lock", {})
             removed = 0
             for query in ("events_expire", "attempts_expire", "webhooks_expire"):
                 removed += yield Execute(query, params)

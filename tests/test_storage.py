@@ -259,6 +259,48 @@ async def test_the_claims_of_a_silent_or_dead_worker_are_given_back(store):
     assert await store.workers_on_host("host-b") == []
 
 
+async def an_old_event(store, at: float, status: str, subscription_id: str | None = None):
+    """A finished job whose event was created at `at`, with one delivery of `status`."""
+    job, _ = await store.create_job(a_job())
+    event = an_event(job).model_copy(update={"created_at": at})
+
+    def route(subscriptions):
+        return [NewDelivery(subscription_id, "http://a", status)]
+
+    assert await store.finish_job(job.id, 0, final(), event, route)
+    return event
+
+
+async def test_recover_queues_only_what_was_created_in_its_window(store):
+    now = time.time()
+    subscription = Subscription(
+        id=new_id("sub"),
+        url="http://a",
+        events=["video.completed"],
+        secret="whsec_x",
+        created_at=now,
+        updated_at=now,
+    )
+    await store.create_subscription(subscription)
+    for at in (now - 300, now - 200, now - 100):
+        await an_old_event(store, at, "skipped", subscription.id)
+    assert await store.recover(subscription.id, now - 250, now - 150, now, 100) == 1
+    pending = (await store.list_deliveries(status="pending")).items
+    assert [delivery.created_at for delivery in pending] == [pytest.approx(now - 200)]
+
+
+async def test_retention_never_removes_an_event_with_a_pending_delivery(store):
+    now = time.time()
+    waiting = await an_old_event(store, now - 1000, "pending")
+    done = await an_old_event(store, now - 1000, "skipped")
+    recent = await an_old_event(store, now - 10, "skipped")
+    await store.expire(now - 500, 100)
+    assert await store.get_event(waiting.id) is not None
+    assert await store.get_event(done.id) is None
+    assert await store.get_event(recent.id) is not None
+    assert [d.event_id for d in (await store.list_deliveries()).items] == [recent.id, waiting.id]
+
+
 async def test_router_sees_subscriptions_and_skipped_deliveries_are_not_due(store):
     now = time.time()
     for status in ("active", "disabled"):

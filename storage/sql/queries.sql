@@ -316,7 +316,8 @@ WHERE status IN ('pending', 'failed')
 GROUP BY status;
 
 -- name: events_expire
--- Old events go with their deliveries and attempts (ON DELETE CASCADE), unless still being sent.
+-- Old events go with their deliveries and attempts (ON DELETE CASCADE), unless still being sent
+-- (a redelivery or recovery queueing one meanwhile takes turns with this: retention_lock).
 DELETE FROM events WHERE seq IN (
     SELECT seq FROM events AS e
     WHERE e.created_at < :cutoff

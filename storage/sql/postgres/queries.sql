@@ -47,6 +47,11 @@ WHERE seq IN (
 -- target: the per-target cap holds exactly across workers. A claim takes milliseconds.
 SELECT pg_advisory_xact_lock(8532461355853705072);  -- the migration lock's key + 1
 
+-- name: retention_lock
+-- Retention and the operations that queue an old event again (redeliver, recover) take turns:
+-- retention removes only events with no pending delivery, and must see one queued meanwhile.
+SELECT pg_advisory_xact_lock(8532461355853705073);  -- the migration lock's key + 2
+
 -- name: delivery_claim
 -- Due deliveries, oldest first, with at most max_in_flight (the subscription's, else :cap) in
 -- flight per target - a subscription, or a callback URL: a target at its cap is skipped, so one
