@@ -134,21 +134,21 @@ async def test_redeliver_to_all_targets_or_one_subscription(env):
     async with recording_subscriber() as first, recording_subscriber() as second:
         async with running_service(env) as svc:
             one = await svc.subscribe(first.url)
-            await svc.subscribe(second.url)
+            two = await svc.subscribe(second.url)
             await finish_jobs(svc.context, 1)
-            await eventually(lambda: first.received and second.received)
             [event] = await svc.events()
+            # Recorded, not only received: a redelivery leaves a delivery in flight alone.
+            await eventually(lambda: _attempts(svc, event["id"], {one["id"]: 1, two["id"]: 1}))
             everyone = await svc.api.post(f"/v1/events/{event['id']}/redeliver")
             assert everyone.status_code == 202 and everyone.json()["queued"] == 2
-            await eventually(lambda: len(first.received) == 2 and len(second.received) == 2)
-            await eventually(lambda: _settled(svc, event["id"]))  # in-flight ones are left alone
+            await eventually(lambda: _attempts(svc, event["id"], {one["id"]: 2, two["id"]: 2}))
             only = await svc.api.post(
                 f"/v1/events/{event['id']}/redeliver", json={"subscription_id": one["id"]}
             )
             assert only.json()["queued"] == 1
-            await eventually(lambda: len(first.received) == 3)
-            await asyncio.sleep(0.3)
-            assert len(second.received) == 2
+            # The first one's redelivery is recorded, and the second was not queued again.
+            await eventually(lambda: _attempts(svc, event["id"], {one["id"]: 3, two["id"]: 2}))
+            assert len(first.received) == 3 and len(second.received) == 2
             assert {r.headers["webhook-id"] for r in first.received} == {event["id"]}
             # A subscription created after the event gets it on request.
             async with recording_subscriber() as late:
@@ -189,6 +189,14 @@ async def test_the_attempt_log_shows_every_attempt(env):
         await eventually(lambda: len(subscriber.received) == 4)
         newest = await eventually(lambda: _latest_attempt(svc, sub["id"]))
         assert newest["response_body"] == big[:4096]
+
+
+async def _attempts(svc, event_id, expected):
+    """The event's deliveries once none is pending and each subscription's has `expected`
+    recorded attempts."""
+    found = await _settled(svc, event_id)
+    counts = {d["subscription_id"]: len(d["attempts"]) for d in found or []}
+    return found if counts == expected else None
 
 
 async def _settled(svc, event_id):

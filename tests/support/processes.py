@@ -1,5 +1,6 @@
-"""Runs `videohooks` commands as real processes, as an operator would. `started` kills what it
-started when the test ends, whether it passed or not, so no process outlives a failing test."""
+"""Runs `videohooks` commands as real processes, as an operator would. No process outlives the
+test that started it, whether it passed or not: `started` kills its process when its block ends,
+and tests/conftest.py kills any other still running when the test ends (`kill_leftovers`)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import ClassVar
 
 
 class Process:
+    started: ClassVar[list[Process]] = []
+
     def __init__(self, proc: asyncio.subprocess.Process, log: Path) -> None:
         self.proc = proc
         self.log = log
         self.lines: list[str] = []
+        Process.started.append(self)
 
     @classmethod
     async def start(cls, args: list[str], env: dict[str, str], cwd: Path) -> Process:
@@ -80,6 +85,15 @@ class Process:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
         await self.proc.wait()
+
+
+def kill_leftovers() -> None:
+    """Kills every process a test started that still runs (its loop reaps it, or init does)."""
+    while Process.started:
+        process = Process.started.pop()
+        if process.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.proc.kill()
 
 
 @asynccontextmanager
