@@ -14,6 +14,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from tests.support.databases import BACKENDS
 from tests.support.events import finish_jobs
 from tests.support.processes import Process
+from tests.support.quiet import deliveries_settled
 from tests.support.servers import eventually
 from tests.support.service import running_service
 from tests.support.subscriber import recording_subscriber
@@ -52,7 +53,7 @@ async def test_410_gone_disables_the_subscription_at_once(env):
         gone = await eventually(lambda: _disabled(svc, sub["id"]))
         assert "410" in gone["disabled_reason"]
         await finish_jobs(svc.context, 1)
-        await asyncio.sleep(0.3)
+        await eventually(lambda: deliveries_settled(svc))
         assert len(subscriber.received) == 1  # no retry, and nothing sent while disabled
         statuses = sorted(
             d["status"] for d in await listed(svc, "/v1/deliveries", subscription_id=sub["id"])
@@ -326,7 +327,7 @@ async def test_filters_route_only_matching_events(env):
             await finish_jobs(svc.context, 1, metadata={"user_id": "42"})
             await finish_jobs(svc.context, 1, metadata={"user_id": "7"})
             await eventually(lambda: len(everything.received) == 2 and picky.received)
-            await asyncio.sleep(0.3)
+            await eventually(lambda: deliveries_settled(svc))
             assert [r.event["data"]["metadata"] for r in picky.received] == [{"user_id": "42"}]
             other = next(e for e in await svc.events() if e["data"]["metadata"] == {"user_id": "7"})
             assert len(await listed(svc, f"/v1/events/{other['id']}/deliveries")) == 1
