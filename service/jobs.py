@@ -167,8 +167,9 @@ class JobEngine:
             case reconcile.Lookup():
                 await self.look_up(job, provider)
             case reconcile.Wait(until=until):
+                next_check = min(until, job.deadline_at)
                 await self.store.submission_unanswered(
-                    job, self.worker_id, True, min(until, job.deadline_at), job.check_count + 1
+                    job, self.worker_id, True, next_check, job.check_count + 1
                 )
             case reconcile.Resubmit():
                 log.warning("sending an uncertain submission again, as configured", extra=_ids(job))
