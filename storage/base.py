@@ -4,7 +4,10 @@ The job state machine is enforced here, in conditional updates, so that it holds
 a job's status only moves forward (queued → in_progress → completed|failed), a terminal job never
 changes again, and the terminal transition inserts the job's one event and its deliveries in the
 same transaction. Work (jobs to submit or poll, received webhooks, deliveries) is claimed under a
-lease (`claimed_by`, `claimed_until`): a worker that dies loses nothing, its claims lapse.
+lease (`claimed_by`, `claimed_until`): a worker that dies loses nothing, its claims lapse, or are
+given back sooner once its heartbeat stops (`reap_workers`). A job records a submission as under
+way before its provider is called (`begin_submission`), so that a submission whose worker died is
+never taken for one that was never sent.
 """
 
 from __future__ import annotations
