@@ -1,17 +1,24 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.databases import database, database_env
+from tests.support.processes import kill_leftovers
 from tests.support.service import fast_env
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test() -> Iterator[None]:
+    yield
+    kill_leftovers()
 
 
 @pytest.fixture
