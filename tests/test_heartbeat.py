@@ -11,16 +11,7 @@ import time
 import pytest
 
 from service.heartbeat import SILENT_AFTER, Heartbeat, alive, host_key
-from storage import open_store
 from tests.support.databases import BACKENDS
-
-
-@pytest.fixture
-async def store(database_url):
-    opened = await open_store(database_url)
-    await opened.migrate()
-    yield opened
-    await opened.close()
 
 
 def a_finished_process() -> int:

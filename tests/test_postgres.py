@@ -11,7 +11,7 @@ import time
 import asyncpg
 import pytest
 
-from service.encryption import cipher_for
+from service.encryption import Cipher, cipher_for
 from service.settings import Settings
 from storage import open_store, sql
 from storage.records import NewDelivery
@@ -83,7 +83,7 @@ async def test_ten_processes_migrating_at_once_end_with_one_schema(tmp_path):
 async def test_retention_waits_for_a_redelivery_under_way(tmp_path):
     """An old event queued again (redeliver) while retention runs is not removed with it."""
     async with database("postgres", tmp_path) as url:
-        store = await open_store(url)
+        store = await open_store(url, Cipher([os.urandom(32)]))
         connection = await asyncpg.connect(url)
         try:
             await store.migrate()

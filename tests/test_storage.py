@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import time
 from collections import Counter
 
 import pytest
 
-from service.encryption import Cipher
 from storage import open_store, sql
 from storage.ids import new_id
 from storage.records import (
@@ -27,19 +25,6 @@ from storage.records import (
 from tests.support.databases import BACKENDS
 
 pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-
-
-@pytest.fixture
-def cipher():
-    return Cipher([os.urandom(32)])
-
-
-@pytest.fixture
-async def store(database_url, cipher):
-    opened = await open_store(database_url, cipher)
-    await opened.migrate()
-    yield opened
-    await opened.close()
 
 
 DISABLE_AFTER = 5 * 86400
