@@ -15,6 +15,9 @@ completed, failed; progress a percentage). Where the docs are silent:
 Our duration becomes `seconds` (a string). An image_url is uploaded as `input_reference`: a data:
 URL is decoded here; an https URL is fetched by videohooks with the shared client (so within the
 provider timeout), at most 20 MiB, redirects not followed.
+
+Paying once: the two pages above are the whole video API: no idempotency key, no list of tasks to
+find one by a reference of ours, no webhooks. Reconciliation is `none`.
 """
 
 from __future__ import annotations
@@ -135,6 +138,7 @@ def form_value(value: Any) -> str:
 class Handler(HttpProvider):
     name = "apifree"
     default_base_url = DEFAULT_BASE_URL
+    reconciliation = "none"
 
     async def submit(self, request: SubmitRequest) -> ProviderStatus:
         fields = request.normalized(FIELDS)

@@ -233,6 +233,12 @@ class Provider(Protocol):
         it at once with 200: it says nothing about the job."""
         ...
 
+    def adopted_job_id(self, request: SubmitRequest, reported: str) -> str:
+        """The provider job id to record for the job a webhook body names as `reported`, when
+        the webhook arrived before the submission's answer (the id `submit` would have
+        returned: fal's webhook names only the last part of its composite id)."""
+        ...
+
     async def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> bool:
         """True when the body is proven to come from the provider (signature verified), False
         when the provider does not sign (the body is then only a reason to re-fetch). Raises
@@ -289,6 +295,9 @@ class HttpProvider:
 
     def handshake(self, body: bytes) -> dict[str, Any] | None:
         return None
+
+    def adopted_job_id(self, request: SubmitRequest, reported: str) -> str:
+        return reported
 
     async def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> bool:
         return False

@@ -19,6 +19,11 @@ Readings where the docs are silent or disagree:
 - `size` is the only resolution field; our `size` wins, else our `resolution` is sent as `size`.
 - An output with only inline `base64` never goes into an event: it is served through `content()`,
   which re-fetches the job and decodes that item (the download endpoint has no output index).
+
+Paying once: the gateway documents no idempotency key for video jobs and no way to find one by a
+reference of ours (its request options, https://docs.getbifrost.ai/providers/request-options, route
+and tag requests; `x-request-id` only labels logs), and it sends no webhooks. Reconciliation is
+`none`: an uncertain submission fails with `submission_uncertain`.
 """
 
 from __future__ import annotations
@@ -119,6 +124,7 @@ class Video(BaseModel):
 class Handler(HttpProvider):
     name = "bifrost"
     default_base_url = DEFAULT_BASE_URL
+    reconciliation = "none"
 
     @property
     def configured(self) -> bool:

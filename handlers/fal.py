@@ -20,6 +20,12 @@ Readings where the docs leave room:
 - A webhook body names the request_id but not the app; our provider job id ends with it, which is
   how the core matches the two (`names_job`). A verified body is applied as it is: OK with the
   video in `payload`, ERROR with fal's message.
+
+Paying once: fal documents no idempotency key (its request headers:
+https://docs.fal.ai/documentation/model-apis/common-parameters), and its request history
+(https://fal.ai/docs/platform-apis/v1/models/requests/by-endpoint) lists requests by endpoint and
+time, not by a reference of ours. The fal_webhook names the request: reconciliation is
+`webhook`, and `adopted_job_id` rebuilds our composite id from the request id it carries.
 """
 
 from __future__ import annotations
@@ -216,6 +222,7 @@ class Handler(HttpProvider):
     name = "fal"
     default_base_url = DEFAULT_BASE_URL
     webhooks = True
+    reconciliation = "webhook"
     auth_scheme = "Key "
 
     def __init__(self, config: ProviderConfig, http: httpx.AsyncClient) -> None:
@@ -237,6 +244,9 @@ class Handler(HttpProvider):
             status="queued",
             raw_status="IN_QUEUE",
         )
+
+    def adopted_job_id(self, request: SubmitRequest, reported: str) -> str:
+        return f"{app_id(request.model)}/requests/{reported}"
 
     async def fetch_status(self, provider_job_id: str) -> ProviderStatus:
         url = f"{self.base_url}/{quote(provider_job_id, safe='/')}"

@@ -4,6 +4,11 @@ Documented at https://www.hedra.com/docs/api-reference/public/generate-asset and
 https://www.hedra.com/docs/api-reference/public/get-status (statuses complete, error, processing,
 queued, finalizing, pending; progress 0-1).
 Our model id is Hedra's `ai_model_id`; duration (seconds) becomes `duration_ms`.
+
+Paying once: Hedra documents no idempotency key. A generation may be created under a
+"pre-reserved generation ID", but how an id is reserved is not documented, so none of ours can be
+sent; the list of generations (https://www.hedra.com/docs/api-reference/public/list) filters only
+by ids, type and creation time. Reconciliation is `none`.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ class Generation(BaseModel):
 class Handler(HttpProvider):
     name = "hedra"
     default_base_url = DEFAULT_BASE_URL
+    reconciliation = "none"
     auth_header = "x-api-key"
     auth_scheme = ""
 

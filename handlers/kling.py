@@ -199,6 +199,10 @@ class Handler(HttpProvider):
                 return None
             raise
 
+    def adopted_job_id(self, request: SubmitRequest, reported: str) -> str:
+        # A callback names the bare task_id; our job id also says which endpoint to ask.
+        return f"{_endpoint(request)}/{reported}"
+
     def parse_webhook(self, body: bytes) -> ProviderStatus:
         try:
             data = json.loads(body)

@@ -15,6 +15,11 @@ The status page contradicts itself, so both of its shapes are read:
 A cancelled job is failed (it never completes); `unknown` is in progress, never terminal.
 Our duration becomes NanoGPT's `duration`, seconds as a string; image_url becomes `imageUrl`, or
 `imageDataUrl` for a data: URL. Model ids pass through: `nanogpt/veo2-video` → "veo2-video".
+
+Paying once: NanoGPT documents no idempotency key, and a job can be looked up only by the id its
+submission answers (the status endpoint above), not by a reference of ours. Its job webhooks
+(https://docs.nano-gpt.com/api-reference/miscellaneous/webhooks) refuse a callback_url until the
+account has a signing secret, and this handler polls. Reconciliation is `none`.
 """
 
 from __future__ import annotations
@@ -125,6 +130,7 @@ class VideoStatus(BaseModel):
 class Handler(HttpProvider):
     name = "nanogpt"
     default_base_url = DEFAULT_BASE_URL
+    reconciliation = "none"
     auth_header = "x-api-key"
     auth_scheme = ""
 

@@ -15,6 +15,11 @@ Choices where the docs leave room:
   "720p" is not guessed into a size.
 - The video is served only with the API key, so the output is `Output.via_content(0)` and
   `content()` streams it.
+
+Paying once: OpenAI documents no idempotency key for videos; its list of videos
+(https://developers.openai.com/api/reference/resources/videos/methods/list) carries no field of
+ours to match (no metadata); project webhooks name only the video, which no job knows before the
+answer. Reconciliation is `none`.
 """
 
 from __future__ import annotations
@@ -114,6 +119,7 @@ class Handler(HttpProvider):
     name = "openai"
     default_base_url = DEFAULT_BASE_URL
     account_webhooks = True
+    reconciliation = "none"
 
     async def submit(self, request: SubmitRequest) -> ProviderStatus:
         body = request.normalized(FIELDS)

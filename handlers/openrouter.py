@@ -22,6 +22,11 @@ Readings where the docs are silent or disagree:
   it is kept as a synonym of `pending`.
 - `duration` is an integer: our seconds are rounded. `negative_prompt` has no field of its own
   (only per-provider passthrough in `provider.options`), so it is not mapped.
+
+Paying once: no idempotency key and no list of jobs are documented (the video API is submit,
+poll and content: https://openrouter.ai/docs/api/api-reference/videos). The job's callback_url
+is: the webhook on this attempt's receiver URL names the job, which is adopted (re-fetched first
+when the workspace signs nothing). Reconciliation is `webhook`.
 """
 
 from __future__ import annotations
@@ -109,6 +114,7 @@ class Handler(HttpProvider):
     name = "openrouter"
     default_base_url = DEFAULT_BASE_URL
     webhooks = True
+    reconciliation = "webhook"
 
     async def submit(self, request: SubmitRequest) -> ProviderStatus:
         body = request.normalized(FIELDS)

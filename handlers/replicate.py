@@ -17,6 +17,12 @@ Choices where the docs leave room:
 - `output` is a file URL or a list of them; the content type comes from the extension. A
   prediction that succeeded without any file URL fails with `no_output` instead of never ending.
 - `canceled` fails with code `cancelled`; `aborted` (deadline passed before it started), `timeout`.
+
+Paying once: Replicate documents no idempotency key, and predictions carry no reference of ours to
+list them by (https://replicate.com/docs/reference/http#predictions.list). The prediction's webhook
+names it, and its `start` event comes "immediately on prediction start"
+(https://replicate.com/changelog/2023-02-10-improved-webhook-events-and-event-filtering), so an
+uncertain submission is adopted within seconds. Reconciliation is `webhook`.
 """
 
 from __future__ import annotations
@@ -107,6 +113,7 @@ class Handler(HttpProvider):
     name = "replicate"
     default_base_url = DEFAULT_BASE_URL
     webhooks = True
+    reconciliation = "webhook"
 
     async def submit(self, request: SubmitRequest) -> ProviderStatus:
         url, body = self._endpoint(request.model)
@@ -118,7 +125,7 @@ class Handler(HttpProvider):
         body["input"] = inputs
         if request.callback_url:
             body["webhook"] = request.callback_url
-            body["webhook_events_filter"] = ["completed"]
+            body["webhook_events_filter"] = ["start", "completed"]
         data = await request_json(self.http, "POST", url, json=body, headers=self.headers)
         return parse(Prediction, data).report()
 

@@ -10,6 +10,11 @@ webhook is trusted once its signature verifies.
 Whoever reaches the service reaches the simulator, so it is no open relay: its API answers only
 the handler's credential, it calls back only this service's own receiver, and what it remembers
 per job is capped (429 beyond the cap).
+
+Submissions honour an `Idempotency-Key` header, as the idempotency keys of Stripe and of the
+IETF draft do (https://datatracker.ietf.org/doc/draft-ietf-httpapi-idempotency-key-header/): the
+same key answers the video it first created, so the handler's reconciliation is
+`idempotency_key`. The keys, like the counters, live in the process that took the submission.
 """
 
 from __future__ import annotations
@@ -90,6 +95,7 @@ class Handler(HttpProvider):
     name = "simulator"
     default_base_url = DEFAULT_BASE_URL
     webhooks = True
+    reconciliation = "idempotency_key"
 
     @property
     def configured(self) -> bool:
@@ -102,8 +108,11 @@ class Handler(HttpProvider):
             "simulate": request.input.get("simulate", {}),
             "callback_url": request.callback_url,
         }
+        headers = self.headers | (
+            {"idempotency-key": request.reference} if request.reference else {}
+        )
         url = f"{self.base_url}/v1/videos"
-        data = await request_json(self.http, "POST", url, json=body, headers=self.headers)
+        data = await request_json(self.http, "POST", url, json=body, headers=headers)
         return parse(SimVideo, data).report()
 
     async def fetch_status(self, provider_job_id: str) -> ProviderStatus:
@@ -128,6 +137,7 @@ class _Tracked:
 
     ends_at: float
     polls: int = 0
+    idempotency_key: str | None = None
 
 
 class SimulatorServer:
@@ -151,6 +161,8 @@ class SimulatorServer:
         self.own_receiver = own_receiver
         self.max_jobs = max_jobs
         self.jobs: dict[str, _Tracked] = {}
+        # Idempotency-Key → the video it created, for as long as that job is remembered.
+        self.by_key: dict[str, str] = {}
         self.pending: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
         self.app = Starlette(
@@ -183,6 +195,9 @@ class SimulatorServer:
         except (ValueError, AttributeError, ValidationError) as exc:
             message = str(exc).splitlines()[0] if str(exc) else "invalid request"
             return _error(400, "invalid_request", f"invalid simulate: {message}")
+        key = request.headers.get("idempotency-key")
+        if key is not None and key in self.by_key:
+            return JSONResponse(self._video(self.by_key[key]).model_dump(mode="json"))
         callback_url = payload.get("callback_url")
         if callback_url and not (isinstance(callback_url, str) and self.own_receiver(callback_url)):
             message = "the simulator calls back only this service's own receiver"
@@ -198,7 +213,9 @@ class SimulatorServer:
             )
         now = time.time()
         video_id = _encode_id(model, now, script)
-        self.jobs[video_id] = _Tracked(ends_at=now + script.after_s)
+        self.jobs[video_id] = _Tracked(ends_at=now + script.after_s, idempotency_key=key)
+        if key is not None:
+            self.by_key[key] = video_id
         if callback_url and script.webhook:
             task = asyncio.create_task(self._send_webhooks(video_id, callback_url, script))
             self.pending.add(task)
@@ -234,7 +251,9 @@ class SimulatorServer:
             return True
         cutoff = time.time() - KEEP_FINISHED_S
         for video_id in [video_id for video_id, job in self.jobs.items() if job.ends_at < cutoff]:
-            del self.jobs[video_id]
+            forgotten = self.jobs.pop(video_id)
+            if forgotten.idempotency_key is not None:
+                del self.by_key[forgotten.idempotency_key]
         return len(self.jobs) < self.max_jobs
 
     async def file(self, request: Request) -> Response:

@@ -2,6 +2,10 @@
 fall back to the next model when an attempt fails, and turn a terminal status into the job's one
 event with its deliveries.
 
+A provider job is paid for once: a submission is recorded as under way before the provider is
+called, and one that may have reached the provider unanswered is reconciled, never sent again
+blindly (service/reconcile.py says how).
+
 The store enforces the rules (forward-only status, one terminal transition); this module decides
 what to ask of it.
 """
@@ -17,12 +21,15 @@ from typing import Any
 from handlers.base import (
     JobError,
     PermanentError,
+    Provider,
     ProviderStatus,
+    Reconciliation,
     SubmitRequest,
     TransientError,
+    UncertainError,
     names_job,
 )
-from service import metrics
+from service import metrics, reconcile
 from service.context import Context
 from service.models import Video
 from service.retry import Backoff, PollPolicy
@@ -133,53 +140,116 @@ class JobEngine:
     # -- claimed work -----------------------------------------------------------------------
 
     async def handle(self, job: Job) -> None:
-        """One step for a claimed job: time it out, submit it, or poll it."""
+        """One step for a claimed job: time it out, submit it, reconcile it, or poll it."""
         if time.time() >= job.deadline_at:
             hours = self.context.settings.job_timeout / 3600
             error = JobError(code="timeout", message=f"no terminal status within {hours:g} h")
             await self.finish(job, "failed", error=error)
+        elif job.submission_unresolved:
+            await self.reconcile(job)
         elif job.provider_job_id is None:
             await self.submit(job)
         else:
             await self.poll(job)
 
-    async def submit(self, job: Job) -> None:
-        provider = self.context.provider(job.provider)
-        if provider is None or not provider.configured:
-            metrics.SUBMISSIONS.labels(job.provider, "not_configured").inc()
-            variable = f"VIDEOHOOKS_{job.provider.upper()}_API_KEY"
-            message = f"provider {job.provider!r} is not configured (set {variable})"
-            await self.attempt_failed(
-                job, JobError(code="provider_not_configured", message=message)
-            )
+    async def submit(self, job: Job, fresh: bool = True) -> None:
+        """Sends the job's current attempt. A `fresh` submission is the first that may reach the
+        provider (or, opted in, one that gave up on an uncertain one); otherwise an earlier one
+        may have, and this one repeats it with the same reference."""
+        provider = await self.configured(job)
+        if provider is None:
             return
-        callback_url = (
-            self.context.receiver_url(job.provider, job.id, job.attempt_no)
-            if provider.webhooks
-            else None
-        )
+        callback_url = self.callback_url(job, provider)
+        if not await self.store.begin_submission(job, self.worker_id, time.time()):
+            return  # the claim was lost: another worker has the job
         try:
             report = await provider.submit(self.submit_request(job, callback_url))
         except TransientError as exc:
-            metrics.SUBMISSIONS.labels(job.provider, "transient_error").inc()
-            await self.retry_later(
-                job,
-                exc,
-                self.submit_backoff.delay(job.check_count + 1, exc.retry_after),
-                "submission",
-            )
+            uncertain = isinstance(exc, UncertainError)
+            result = "uncertain" if uncertain else "transient_error"
+            metrics.SUBMISSIONS.labels(job.provider, result).inc()
+            delay = self.submit_backoff.delay(job.check_count + 1, exc.retry_after)
+            await self.unanswered(job, exc, uncertain or not fresh, delay)
             return
         except PermanentError as exc:
             metrics.SUBMISSIONS.labels(job.provider, "rejected").inc()
             await self.attempt_failed(job, JobError(code=exc.code, message=exc.message))
             return
-        metrics.SUBMISSIONS.labels(job.provider, "accepted").inc()
+        reconciled = not fresh and job.submission_unresolved
+        metrics.SUBMISSIONS.labels(job.provider, "reconciled" if reconciled else "accepted").inc()
+        log.info(
+            "submitted",
+            extra={"job_id": job.id, "provider": job.provider, "webhook": bool(callback_url)},
+        )
+        await self.record(job, provider, report, webhook=callback_url is not None)
+
+    async def reconcile(self, job: Job) -> None:
+        """The job's submission may have reached the provider unanswered: find out what the
+        provider did, or wait, or give up, as its documentation allows."""
+        provider = await self.configured(job)
+        if provider is None:
+            return
+        if job.submission_state == "sending":
+            # Its worker stopped (or lost the claim) between calling the provider and recording
+            # the answer.
+            metrics.SUBMISSIONS.labels(job.provider, "uncertain").inc()
+            log.warning("a submission was under way when its worker stopped", extra=_ids(job))
+        settings, now = self.context.settings, time.time()
+        step = reconcile.next_step(
+            job, job.provider, self.reconciliation(job, provider), settings, now
+        )
+        match step:
+            case reconcile.Resend():
+                await self.submit(job, fresh=False)
+            case reconcile.Lookup():
+                await self.look_up(job, provider)
+            case reconcile.Wait(until=until):
+                next_check = min(until, job.deadline_at)
+                await self.store.submission_unanswered(
+                    job, self.worker_id, True, next_check, job.check_count + 1
+                )
+            case reconcile.Resubmit():
+                log.warning("sending an uncertain submission again, as configured", extra=_ids(job))
+                await self.submit(job)
+            case reconcile.GiveUp(error=error):
+                log.warning("giving up on an uncertain submission", extra=_ids(job))
+                await self.finish(job, "failed", error=error)
+
+    async def look_up(self, job: Job, provider: Provider) -> None:
+        callback_url = self.callback_url(job, provider)
+        try:
+            found = await provider.find_submission(self.submit_request(job, callback_url))
+        except TransientError as exc:
+            delay = self.submit_backoff.delay(job.check_count + 1, exc.retry_after)
+            await self.unanswered(job, exc, True, delay)
+            return
+        except PermanentError as exc:
+            await self.attempt_failed(job, JobError(code=exc.code, message=exc.message))
+            return
+        if found is not None:
+            metrics.SUBMISSIONS.labels(job.provider, "reconciled").inc()
+            log.info("found the uncertain submission's provider job", extra=_ids(job))
+            await self.record(job, provider, found, webhook=callback_url is not None)
+            return
+        # The provider has no job for this reference. A request still being handled could yet
+        # create one, so a new one goes only once the last could no longer be answered.
+        settled = (job.submission_started_at or 0.0) + self.context.settings.provider_timeout
+        if time.time() < settled:
+            await self.store.submission_unanswered(
+                job, self.worker_id, True, settled, job.check_count + 1
+            )
+            return
+        await self.submit(job)
+
+    async def record(
+        self, job: Job, provider: Provider, report: ProviderStatus, webhook: bool
+    ) -> None:
+        """Records the provider job a submission created (and applies a terminal report)."""
         now = time.time()
         attempts = _with_attempt(job, provider_job_id=report.provider_job_id)
-        webhook_expected = callback_url is not None or provider.account_webhooks_expected
         first_check = (
             self.context.settings.webhook_grace
-            if webhook_expected
+            if webhook or provider.account_webhooks_expected
             else self.poll_policy.first_delay()
         )
         progress = JobProgress(
@@ -196,7 +266,7 @@ class JobEngine:
                 "provider_job_id": report.provider_job_id,
                 "status": report.status,
                 "progress": report.progress,
-                "webhook": webhook_expected,
+                "webhook": webhook or provider.account_webhooks_expected,
             },
         )
         recorded = await self.store.record_submission(
@@ -208,15 +278,63 @@ class JobEngine:
             min(now + first_check, job.deadline_at),
             note,
         )
-        log.info(
-            "submitted",
-            extra={"job_id": job.id, "provider": job.provider, "webhook": bool(callback_url)},
-        )
-        if recorded and report.terminal:
+        if not recorded:
+            # Another provider job was recorded meanwhile, or the job moved on: look again.
+            await self.store.reschedule_job(job.id, self.worker_id, now, job.check_count)
+            return
+        if report.terminal:
             job = job.model_copy(
-                update={"provider_job_id": report.provider_job_id, "attempts": attempts}
+                update={
+                    "provider_job_id": report.provider_job_id,
+                    "attempts": attempts,
+                    "submission_state": None,
+                }
             )
             await self.apply(job, report, source="submission")
+
+    async def unanswered(
+        self, job: Job, exc: TransientError, uncertain: bool, delay: float
+    ) -> None:
+        log.warning(
+            "provider call failed, will retry",
+            extra=_ids(job)
+            | {"error": exc.message, "retry_in_s": round(delay, 2), "uncertain": uncertain},
+        )
+        next_check = min(time.time() + delay, job.deadline_at)
+        note = JobNote(
+            "retry",
+            {
+                "step": "submission",
+                "error": exc.message,
+                "retry_in_s": round(delay, 2),
+                "uncertain": uncertain,
+            },
+        )
+        await self.store.submission_unanswered(
+            job, self.worker_id, uncertain, next_check, job.check_count + 1, note
+        )
+
+    async def configured(self, job: Job) -> Provider | None:
+        """The job's provider, or None after failing the attempt because it is not configured."""
+        provider = self.context.provider(job.provider)
+        if provider is not None and provider.configured:
+            return provider
+        metrics.SUBMISSIONS.labels(job.provider, "not_configured").inc()
+        variable = f"VIDEOHOOKS_{job.provider.upper()}_API_KEY"
+        message = f"provider {job.provider!r} is not configured (set {variable})"
+        await self.attempt_failed(job, JobError(code="provider_not_configured", message=message))
+        return None
+
+    def callback_url(self, job: Job, provider: Provider) -> str | None:
+        if not provider.webhooks:
+            return None
+        return self.context.receiver_url(job.provider, job.id, job.attempt_no)
+
+    def reconciliation(self, job: Job, provider: Provider) -> Reconciliation:
+        # Without a receiver URL no webhook can come: waiting for one is waiting for nothing.
+        if provider.reconciliation == "webhook" and self.callback_url(job, provider) is None:
+            return "none"
+        return provider.reconciliation
 
     async def poll(self, job: Job) -> None:
         provider = self.context.provider(job.provider)
@@ -292,10 +410,12 @@ class JobEngine:
             )
 
     async def attempt_failed(self, job: Job, error: JobError, source: str = "worker") -> None:
-        """The current attempt failed: move on to the next fallback model, or fail the job."""
+        """The current attempt failed: move on to the next fallback model, or fail the job. Not
+        while its submission is unresolved: a fallback would pay again for what the provider may
+        be making."""
         attempts = _with_attempt(job, error=error.model_dump())
         chain = [job.request["model"], *job.request.get("fallback_models", [])]
-        if job.attempt_no + 1 >= len(chain):
+        if job.attempt_no + 1 >= len(chain) or job.submission_unresolved:
             await self.finish(job, "failed", error=error, attempts=attempts, source=source)
             return
         model = chain[job.attempt_no + 1]
@@ -332,6 +452,7 @@ class JobEngine:
             error=None if error is None else error.model_dump(),
             attempts=attempts if attempts is not None else job.attempts,
             completed_at=now,
+            unsubmitted=job.submission_unresolved,
         )
         finished_job = job.model_copy(
             update={
@@ -377,13 +498,12 @@ class JobEngine:
     # -- received webhooks ------------------------------------------------------------------
 
     async def process_webhook(self, hook: InboundWebhook) -> bool:
-        """Applies one received webhook; False when it must wait (the submission that created
-        the provider job is not recorded yet)."""
+        """Applies one received webhook; False when it must wait and be tried again shortly."""
         job = await self.store.get_job(hook.job_id)
         if job is None or job.terminal or job.attempt_no != hook.attempt_no:
             return True
         if job.provider_job_id is None:
-            return False
+            return await self.adopt(job, hook)
         if hook.trusted and hook.report is not None:
             report = ProviderStatus.model_validate(hook.report)
             if names_job(job.provider_job_id, report.provider_job_id) and not report.refetch:
@@ -393,6 +513,34 @@ class JobEngine:
                 return True
         # Unsigned or unreadable: only a reason to ask the provider now.
         await self.store.poke_job(job.id, time.time())
+        return True
+
+    async def adopt(self, job: Job, hook: InboundWebhook) -> bool:
+        """A webhook on this attempt's receiver URL before its submission was recorded (the
+        answer is late, lost, or was never going to come): the provider job it names is this
+        attempt's, since only the provider holds the URL. A signed body is taken as it is; an
+        unsigned one only names the job, whose status is asked of the provider."""
+        provider = self.context.provider(job.provider)
+        if not job.submission_unresolved:
+            return False  # the submission is not even under way: wait for it
+        if provider is None or hook.report is None:
+            return True  # nothing here names the provider's job
+        reported = ProviderStatus.model_validate(hook.report)
+        request = self.submit_request(job, self.callback_url(job, provider))
+        provider_job_id = provider.adopted_job_id(request, reported.provider_job_id)
+        if hook.trusted and not reported.refetch:
+            report = reported.model_copy(update={"provider_job_id": provider_job_id})
+        else:
+            try:
+                report = await provider.fetch_status(provider_job_id)
+            except TransientError:
+                return False
+            except PermanentError:
+                return True  # the provider knows no such job: the body was not about ours
+        if job.submission_state == "uncertain":
+            metrics.SUBMISSIONS.labels(job.provider, "reconciled").inc()
+        log.info("a webhook named the submission's provider job", extra=_ids(job))
+        await self.record(job, provider, report, webhook=True)
         return True
 
     def submit_request(self, job: Job, callback_url: str | None) -> SubmitRequest:
@@ -411,6 +559,10 @@ class JobEngine:
 def _observed(report: ProviderStatus, source: str) -> JobNote:
     detail = {"status": report.status, "progress": report.progress, "source": source}
     return JobNote("status", detail)
+
+
+def _ids(job: Job) -> dict[str, str]:
+    return {"job_id": job.id, "provider": job.provider}
 
 
 def _with_attempt(job: Job, **changes: Any) -> list[dict[str, Any]]:

@@ -44,7 +44,9 @@ WEBHOOKS = Counter(
 )
 SUBMISSIONS = Counter(
     "videohooks_submissions",
-    "Submissions to providers by result: accepted, transient_error, rejected, not_configured.",
+    "Submissions to providers by result: accepted, transient_error, rejected, not_configured;"
+    " uncertain (it may have reached the provider, but no answer came) and reconciled (such a"
+    " submission's provider job was found, so it was paid for once).",
     ["provider", "result"],
 )
 EVENTS = Counter("videohooks_events", "Terminal events created, by type.", ["type"])

@@ -129,6 +129,11 @@ async def run(settings: Settings, host: str | None, port: int, worker: bool) -> 
     """The CLI's process: runs until SIGTERM or SIGINT, then drains and exits 0."""
     listen = bind(host, port) if host is not None else None
     async with Service(settings, listen, worker) as service:
+        # Handlers before anything is announced: who reads the announcement may stop us at once
+        # (and stdout may be unbuffered).
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, service.stop)
         if service.url is not None:
             await announce_api_key(service.context, print)
             role = "serving" if worker else "API"
@@ -141,10 +146,6 @@ async def run(settings: Settings, host: str | None, port: int, worker: bool) -> 
             if settings.metrics_listen is not None:
                 host, port = settings.metrics_listen
                 prometheus_client.start_http_server(port, addr=host)
-        # Handlers before the announcement reaches anyone: who reads it may stop us at once.
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, service.stop)
         sys.stdout.flush()
         failures = await service.wait()
     for failure in failures:

@@ -54,6 +54,10 @@ class Settings:
     poll_max: float = 60.0
     provider_concurrency: int = 8
     provider_timeout: float = 30.0
+    # How long a submission that may have reached its provider unanswered is reconciled before
+    # the job fails with `submission_uncertain` (or, opted in, is sent again).
+    submit_reconcile: float = 600.0
+    resubmit_uncertain: bool = False
     idle_poll: float = 0.5
     drain_timeout: float = 30.0
     disable_after: float = 5 * 86400.0
@@ -92,6 +96,8 @@ class Settings:
             poll_max=env.duration("POLL_MAX", cls.poll_max, minimum=0.01),
             provider_concurrency=env.integer("PROVIDER_CONCURRENCY", cls.provider_concurrency),
             provider_timeout=env.duration("PROVIDER_TIMEOUT", cls.provider_timeout, minimum=0.05),
+            submit_reconcile=env.duration("SUBMIT_RECONCILE", cls.submit_reconcile),
+            resubmit_uncertain=env.flag("RESUBMIT_UNCERTAIN", False),
             idle_poll=env.duration("IDLE_POLL", cls.idle_poll, minimum=0.01),
             drain_timeout=env.duration("DRAIN_TIMEOUT", cls.drain_timeout),
             disable_after=env.duration("DISABLE_AFTER", cls.disable_after, minimum=0.05),

@@ -1,6 +1,7 @@
 """The worker: submits and polls jobs, applies received webhooks and dispatches deliveries until
 told to stop; then it lets in-flight work finish (bounded by the drain timeout) and gives back
-every claim it still holds, so no work stays claimed by a process that has gone."""
+every claim it still holds, so no work stays claimed by a process that has gone. One that dies
+without stopping is noticed by its missing heartbeat (service/heartbeat.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from service.context import Context
 from service.dispatcher import Dispatcher
+from service.heartbeat import Heartbeat
 from service.jobs import JobEngine
 from storage.base import CHANNELS
 from storage.records import InboundWebhook, Job
@@ -56,12 +58,16 @@ class Worker:
     async def run(self) -> None:
         log.info("worker started", extra={"worker_id": self.id})
         dispatcher = Dispatcher(self.context, self.id)
+        heartbeat = Heartbeat(self.store, self.id)
+        # Before claiming anything: what a dead predecessor held is free at once.
+        await self._guarded(heartbeat.beat())
         try:
             await asyncio.gather(
                 self._loop("jobs", self._claim_jobs, self._until_next_job),
                 self._loop("webhooks", self._process_webhooks),
                 dispatcher.run(self.stopping),
                 self._expire_old_records(),
+                heartbeat.run(self.stopping),
             )
         finally:
             await self._drain_jobs()

@@ -6,7 +6,9 @@ changes again, and the terminal transition inserts the job's one event and its d
 same transaction. Each of these steps may carry a `JobNote`, appended to the job's story (the
 dashboard's timeline) in the same transaction. Work (jobs to submit or poll, received webhooks,
 deliveries) is claimed under a lease (`claimed_by`, `claimed_until`): a worker that dies loses
-nothing, its claims lapse.
+nothing, its claims lapse, or are given back sooner once its heartbeat stops (`reap_workers`). A
+job records a submission as under way before its provider is called (`begin_submission`), so that
+a submission whose worker died is never taken for one that was never sent.
 """
 
 from __future__ import annotations
@@ -151,6 +153,12 @@ class Store(Protocol):
         self, worker: str, now: float, limit: int, lease: float, skip_providers: Collection[str]
     ) -> list[Job]: ...
 
+    async def begin_submission(self, job: Job, worker: str, now: float) -> bool:
+        """Records, before the provider is called, that a submission of the job's current attempt
+        is under way (`Job.submission_unresolved` from now on); False when `worker` no longer
+        holds the job."""
+        ...
+
     async def record_submission(
         self,
         job: Job,
@@ -160,7 +168,26 @@ class Store(Protocol):
         now: float,
         next_check_at: float,
         note: JobNote | None = None,
-    ) -> bool: ...
+    ) -> bool:
+        """Records the provider job of the current attempt (the submission is resolved) and
+        releases `worker`'s claim if it holds one. Whoever holds the job may record it: the
+        worker that sent it, one reconciling it, a webhook adopting it. False when the job has
+        moved on, or records another provider job."""
+        ...
+
+    async def submission_unanswered(
+        self,
+        job: Job,
+        worker: str,
+        uncertain: bool,
+        next_check_at: float,
+        check_count: int,
+        note: JobNote | None = None,
+    ) -> bool:
+        """A submission got no answer: it stays unresolved, as uncertain, or (`uncertain` False:
+        it certainly never reached the provider) is cleared; the claim is released until
+        `next_check_at`."""
+        ...
 
     async def reschedule_job(
         self,
@@ -372,5 +399,18 @@ class Store(Protocol):
         ...
 
     async def release_claims(self, worker: str) -> None:
-        """Gives back everything `worker` still holds, for another worker to take at once."""
+        """Gives back everything `worker` still holds, for another worker to take at once, and
+        forgets the worker (it stops)."""
+        ...
+
+    # Workers: a heartbeat each, so that the claims of a dead one are given back at once.
+    async def heartbeat(self, worker: str, host: str, pid: int, now: float) -> None: ...
+
+    async def workers_on_host(self, host: str) -> list[tuple[str, int]]:
+        """The (worker, pid) of each worker that registered on `host`."""
+        ...
+
+    async def reap_workers(self, silent_since: float, dead: Collection[str]) -> list[str]:
+        """Releases the claims of the workers not heard from since `silent_since`, and of those
+        named in `dead`, and forgets them; their ids."""
         ...

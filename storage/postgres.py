@@ -211,6 +211,7 @@ class PostgresStore(SqlStore):
             "error": dumps(final.error),
             "attempts": dumps(final.attempts),
             "completed_at": final.completed_at,
+            "unsubmitted": final.unsubmitted,
             "event_id": event.id,
             "event_type": event.type,
             "payload": event.payload,

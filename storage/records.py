@@ -42,10 +42,26 @@ class Job(BaseModel):
     submitted_at: float | None = None
     claimed_by: str | None = None
     claimed_until: float | None = None
+    # A submission of attempt `submission_attempt` began at `submission_started_at` and its
+    # outcome is not recorded: "sending" (under way, or its worker died) or "uncertain" (no
+    # answer came). See `submission_unresolved`.
+    submission_state: str | None = None
+    submission_attempt: int | None = None
+    submission_started_at: float | None = None
 
     @property
     def terminal(self) -> bool:
         return self.status in ("completed", "failed")
+
+    @property
+    def submission_unresolved(self) -> bool:
+        """A submission of the current attempt may have reached the provider, and no provider
+        job is recorded for it: sending it again could pay for a second job."""
+        return (
+            self.provider_job_id is None
+            and self.submission_state is not None
+            and self.submission_attempt == self.attempt_no
+        )
 
 
 class Subscription(BaseModel):
@@ -201,6 +217,9 @@ class JobFinal:
     error: dict[str, Any] | None
     attempts: list[dict[str, Any]]
     completed_at: float
+    # Applies only while no provider job is recorded (giving up on an uncertain submission): a
+    # webhook that adopted the provider's job meanwhile wins.
+    unsubmitted: bool = False
 
 
 @dataclass(slots=True)

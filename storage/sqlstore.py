@@ -51,6 +51,8 @@ UPDATABLE = {"url", "events", "description", "status", "filter", "max_in_flight"
 JOB_LOG_CAP = 500
 JOB_LOG_READ = 2000
 IF_MOVED = "job_log_insert_if_changed"
+SUBMISSION = ("submission_state", "submission_attempt", "submission_started_at")
+RELEASES = ("release_jobs", "release_webhooks", "release_deliveries")
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +202,7 @@ class SqlStore:
     # -- jobs -------------------------------------------------------------------------------
 
     async def create_job(self, new: Job, note: JobNote | None = None) -> tuple[Job, bool]:
-        params = new.model_dump(exclude={"claimed_by", "claimed_until"})
+        params = new.model_dump(exclude={"claimed_by", "claimed_until", *SUBMISSION})
         for column in JOB_JSON:
             params[column] = dumps(params[column])
 
@@ -263,6 +265,10 @@ class SqlStore:
         }
         return [job(row) for row in await self._fetch_in_transaction("job_claim", params)]
 
+    async def begin_submission(self, claimed: Job, worker: str, now: float) -> bool:
+        params = {"id": claimed.id, "attempt_no": claimed.attempt_no, "worker": worker, "now": now}
+        return await self._execute("job_begin_submission", params) > 0
+
     async def record_submission(
         self,
         claimed: Job,
@@ -285,6 +291,27 @@ class SqlStore:
             "next_check_at": next_check_at,
         }
         return await self._changed("job_record_submission", params, claimed.id, note, now)
+
+    async def submission_unanswered(
+        self,
+        claimed: Job,
+        worker: str,
+        uncertain: bool,
+        next_check_at: float,
+        check_count: int,
+        note: JobNote | None = None,
+    ) -> bool:
+        params = {
+            "id": claimed.id,
+            "attempt_no": claimed.attempt_no,
+            "worker": worker,
+            "uncertain": uncertain,
+            "next_check_at": next_check_at,
+            "check_count": check_count,
+        }
+        return await self._changed(
+            "job_submission_unanswered", params, claimed.id, note, time.time()
+        )
 
     async def reschedule_job(
         self,
@@ -390,6 +417,7 @@ class SqlStore:
             "error": dumps(final.error),
             "attempts": dumps(final.attempts),
             "completed_at": final.completed_at,
+            "unsubmitted": final.unsubmitted,
         }
 
         def steps() -> Steps[bool]:
@@ -659,6 +687,7 @@ class SqlStore:
         params = {"event_id": event_id, "subscription_id": subscription_id, "now": now}
 
         def steps() -> Steps[int]:
+            yield Fetch("retention_lock", {})
             queued: int = yield Execute("deliveries_redeliver", params)
             if subscription_id is not None:
                 new = params | {"id": new_id("dlv")}
@@ -680,7 +709,12 @@ class SqlStore:
             "now": now,
             "limit": limit,
         }
-        queued = await self._execute("deliveries_recover", params)
+
+        def steps() -> Steps[int]:
+            yield Fetch("retention_lock", {})
+            return (yield Execute("deliveries_recover", params))
+
+        queued = await self._run(steps)
         if queued:
             self.notify("deliveries")
         return queued
@@ -802,6 +836,7 @@ class SqlStore:
         params = {"cutoff": cutoff, "batch": batch}
 
         def steps() -> Steps[int]:
+            yield Fetch("retention_lock", {})
             removed = 0
             for query in (
                 "events_expire",
@@ -817,10 +852,32 @@ class SqlStore:
 
     async def release_claims(self, worker: str) -> None:
         def steps() -> Steps[None]:
-            for query in ("release_jobs", "release_webhooks", "release_deliveries"):
+            for query in (*RELEASES, "worker_forget"):
                 yield Execute(query, {"worker": worker})
 
         await self._run(steps)
+
+    # -- workers ----------------------------------------------------------------------------
+
+    async def heartbeat(self, worker: str, host: str, pid: int, now: float) -> None:
+        await self._execute(
+            "worker_heartbeat", {"id": worker, "host": host, "pid": pid, "now": now}
+        )
+
+    async def workers_on_host(self, host: str) -> list[tuple[str, int]]:
+        rows = await self._read("workers_on_host", {"host": host})
+        return [(row["id"], row["pid"]) for row in rows]
+
+    async def reap_workers(self, silent_since: float, dead: Collection[str]) -> list[str]:
+        def steps() -> Steps[list[str]]:
+            silent = yield Fetch("workers_silent", {"before": silent_since})
+            gone = sorted({row["id"] for row in silent} | set(dead))
+            for worker in gone:
+                for query in (*RELEASES, "worker_forget"):
+                    yield Execute(query, {"worker": worker})
+            return gone
+
+        return await self._run(steps)
 
 
 def _new_key(key: ApiKey) -> dict[str, Any]:

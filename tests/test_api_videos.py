@@ -20,17 +20,18 @@ async def test_create_answers_202_at_once_and_leaves_submission_to_the_worker(en
             assert video["status"] == "queued"
             assert video["id"].startswith("vid_")
             assert video["metadata"] == {"user_id": "42"}
-            await asyncio.sleep(0.3)
-            assert provider.requests == []  # nothing was sent to the provider by the API
+            # The API only stored it: no submission was even begun, none sent.
+            stored = await svc.store.get_job(video["id"])
+            assert stored.submission_state is None and stored.provider_job_id is None
+        assert provider.requests == []
         async with running_service(env, worker=True) as svc:
-            await eventually(lambda: provider.count("POST") == 1)
+            submitted = await eventually(lambda: _submitted(svc, video["id"]), timeout=60)
+            assert submitted["provider_job_id"] == "fake_1" and provider.count("POST") == 1
 
-            async def recorded():
-                return (await svc.video(video["id"]))["provider_job_id"]
 
-            # The worker records the submission once the provider has answered.
-            assert await eventually(recorded) == "fake_1"
-            assert provider.count("POST") == 1
+async def _submitted(svc, video_id):
+    video = await svc.video(video_id)
+    return video if video["provider_job_id"] else None
 
 
 async def test_validation_names_each_bad_field(env):

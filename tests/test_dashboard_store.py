@@ -50,9 +50,10 @@ async def test_a_jobs_story_is_written_with_each_change_it_tells_of(store):
     assert await store.record_submission(
         claimed, "w", progress, claimed.attempts, time.time(), time.time(), note("submitted")
     )
-    # A write that changes nothing (another worker's claim) tells nothing either.
+    # A write that changes nothing (another provider job for the same attempt) tells nothing.
+    other = JobProgress("queued", 0, "p2")
     assert not await store.record_submission(
-        claimed, "other", progress, claimed.attempts, time.time(), time.time(), note("submitted")
+        claimed, "w", other, claimed.attempts, time.time(), time.time(), note("submitted")
     )
     assert await kinds(store, job.id) == ["created", "submitted"]
 

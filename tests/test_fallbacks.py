@@ -3,13 +3,12 @@ listed on the Video; the one terminal event comes only at the end."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from tests.handlers.fakes.base import serve
 from tests.handlers.fakes.hedra import Fake as FakeHedra
 from tests.support.databases import BACKENDS
+from tests.support.quiet import deliveries_settled
 from tests.support.servers import eventually
 from tests.support.service import running_service
 from tests.support.subscriber import recording_subscriber
@@ -49,7 +48,7 @@ async def test_a_rejected_then_a_failed_attempt_fall_back_with_one_event_at_the_
             assert subscriber.received == []
             hedra.set_status(hedra.latest(), "completed")
             await eventually(lambda: subscriber.received, timeout=10)
-            await asyncio.sleep(0.3)
+            await eventually(lambda: deliveries_settled(svc))
             [delivery] = subscriber.received
             data = delivery.event["data"]
             assert delivery.event["type"] == "video.completed" and data["id"] == video["id"]
@@ -74,7 +73,7 @@ async def test_when_every_attempt_fails_the_job_fails_once_with_the_last_error(e
             fallback_models=["simulator/b"],
         )
         await eventually(lambda: subscriber.received)
-        await asyncio.sleep(0.5)
+        await eventually(lambda: deliveries_settled(svc))
         [delivery] = subscriber.received
         data = delivery.event["data"]
         assert delivery.event["type"] == "video.failed"

@@ -1,7 +1,8 @@
-"""The job engine's handling of received webhooks: only a verified body is taken as the status."""
+"""The job engine: only a verified webhook body is taken as the status; polls back off."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from service.jobs import JobEngine
 from storage.records import InboundWebhook, JobProgress
 from tests.support.databases import BACKENDS
+from tests.support.provider import fake_provider
 from tests.support.service import running_service
 
 pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
@@ -78,3 +80,25 @@ async def test_a_report_before_the_submission_is_recorded_waits(env):
         assert (
             await JobEngine(svc.context, "t").process_webhook(hook(job, True, COMPLETED)) is False
         )
+
+
+async def test_the_gaps_between_polls_of_a_long_job_grow(env):
+    # Slow polls, so that a gap is seconds and the time a poll takes here does not matter; the
+    # polls are made at once, by claiming the job when its next check is due.
+    env |= {"VIDEOHOOKS_POLL_MIN": "10s", "VIDEOHOOKS_POLL_MAX": "1000s"}
+    async with fake_provider() as provider:
+        env["VIDEOHOOKS_SIMULATOR_BASE_URL"] = provider.url
+        async with running_service(env, public=False, worker=False) as svc:
+            video = await svc.submit()
+            engine, gaps = JobEngine(svc.context, "t"), []
+            for _ in range(6):
+                due = (await svc.store.get_job(video["id"])).next_check_at
+                [job] = await svc.store.claim_jobs("t", due, 1, 30, ())
+                polled_at = time.time()
+                await engine.handle(job)  # the submission, then polls of a job that runs on
+                gaps.append((await svc.store.get_job(video["id"])).next_check_at - polled_at)
+    assert provider.count("GET") == 5
+    polls = gaps[1:]
+    # Backing off: each gap longer than the last, the fifth several times the first.
+    assert all(later > earlier for earlier, later in itertools.pairwise(polls))
+    assert polls[-1] > 3 * polls[0]

@@ -14,6 +14,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from tests.support.databases import BACKENDS
 from tests.support.events import finish_jobs
 from tests.support.processes import Process
+from tests.support.quiet import deliveries_settled
 from tests.support.servers import eventually
 from tests.support.service import running_service
 from tests.support.subscriber import recording_subscriber
@@ -52,7 +53,7 @@ async def test_410_gone_disables_the_subscription_at_once(env):
         gone = await eventually(lambda: _disabled(svc, sub["id"]))
         assert "410" in gone["disabled_reason"]
         await finish_jobs(svc.context, 1)
-        await asyncio.sleep(0.3)
+        await eventually(lambda: deliveries_settled(svc))
         assert len(subscriber.received) == 1  # no retry, and nothing sent while disabled
         statuses = sorted(
             d["status"] for d in await listed(svc, "/v1/deliveries", subscription_id=sub["id"])
@@ -134,21 +135,21 @@ async def test_redeliver_to_all_targets_or_one_subscription(env):
     async with recording_subscriber() as first, recording_subscriber() as second:
         async with running_service(env) as svc:
             one = await svc.subscribe(first.url)
-            await svc.subscribe(second.url)
+            two = await svc.subscribe(second.url)
             await finish_jobs(svc.context, 1)
-            await eventually(lambda: first.received and second.received)
             [event] = await svc.events()
+            # Recorded, not only received: a redelivery leaves a delivery in flight alone.
+            await eventually(lambda: _attempts(svc, event["id"], {one["id"]: 1, two["id"]: 1}))
             everyone = await svc.api.post(f"/v1/events/{event['id']}/redeliver")
             assert everyone.status_code == 202 and everyone.json()["queued"] == 2
-            await eventually(lambda: len(first.received) == 2 and len(second.received) == 2)
-            await eventually(lambda: _settled(svc, event["id"]))  # in-flight ones are left alone
+            await eventually(lambda: _attempts(svc, event["id"], {one["id"]: 2, two["id"]: 2}))
             only = await svc.api.post(
                 f"/v1/events/{event['id']}/redeliver", json={"subscription_id": one["id"]}
             )
             assert only.json()["queued"] == 1
-            await eventually(lambda: len(first.received) == 3)
-            await asyncio.sleep(0.3)
-            assert len(second.received) == 2
+            # The first one's redelivery is recorded, and the second was not queued again.
+            await eventually(lambda: _attempts(svc, event["id"], {one["id"]: 3, two["id"]: 2}))
+            assert len(first.received) == 3 and len(second.received) == 2
             assert {r.headers["webhook-id"] for r in first.received} == {event["id"]}
             # A subscription created after the event gets it on request.
             async with recording_subscriber() as late:
@@ -189,6 +190,14 @@ async def test_the_attempt_log_shows_every_attempt(env):
         await eventually(lambda: len(subscriber.received) == 4)
         newest = await eventually(lambda: _latest_attempt(svc, sub["id"]))
         assert newest["response_body"] == big[:4096]
+
+
+async def _attempts(svc, event_id, expected):
+    """The event's deliveries once none is pending and each subscription's has `expected`
+    recorded attempts."""
+    found = await _settled(svc, event_id)
+    counts = {d["subscription_id"]: len(d["attempts"]) for d in found or []}
+    return found if counts == expected else None
 
 
 async def _settled(svc, event_id):
@@ -318,7 +327,7 @@ async def test_filters_route_only_matching_events(env):
             await finish_jobs(svc.context, 1, metadata={"user_id": "42"})
             await finish_jobs(svc.context, 1, metadata={"user_id": "7"})
             await eventually(lambda: len(everything.received) == 2 and picky.received)
-            await asyncio.sleep(0.3)
+            await eventually(lambda: deliveries_settled(svc))
             assert [r.event["data"]["metadata"] for r in picky.received] == [{"user_id": "42"}]
             other = next(e for e in await svc.events() if e["data"]["metadata"] == {"user_id": "7"})
             assert len(await listed(svc, f"/v1/events/{other['id']}/deliveries")) == 1

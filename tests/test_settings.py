@@ -19,6 +19,7 @@ def test_defaults_match_the_contract():
     assert settings.retry_schedule == (5, 300, 1800, 7200, 18000, 36000, 36000)
     assert settings.allow_private_urls is False and settings.simulator is True
     assert settings.delivery_timeout == 15 and settings.job_timeout == 86400
+    assert settings.submit_reconcile == 600 and settings.resubmit_uncertain is False
 
 
 def test_values_are_parsed():
@@ -32,8 +33,11 @@ def test_values_are_parsed():
             "VIDEOHOOKS_FAL_JWKS_URL": "http://127.0.0.1:1/jwks",
             "VIDEOHOOKS_DATABASE_URL": "postgresql://u@127.0.0.1:5432/db",
             "VIDEOHOOKS_ENCRYPTION_KEY": f"{NEW_KEY},{OLD_KEY}",
+            "VIDEOHOOKS_SUBMIT_RECONCILE": "1h",
+            "VIDEOHOOKS_RESUBMIT_UNCERTAIN": "true",
         }
     )
+    assert settings.submit_reconcile == 3600 and settings.resubmit_uncertain
     assert settings.retry_schedule == (0.25, 2, 60, 5400)
     assert settings.api_keys == ("a", "b")
     assert settings.public_url == "https://hooks.example.com"
@@ -60,6 +64,8 @@ def test_values_are_parsed():
         ("VIDEOHOOKS_ALLOWED_CIDRS", "10.0.0.0/33"),
         ("VIDEOHOOKS_ENCRYPTION_KEY", "c2hvcnQ="),
         ("VIDEOHOOKS_ENCRYPTION_KEY", f"{NEW_KEY},not base64!"),
+        ("VIDEOHOOKS_SUBMIT_RECONCILE", "soon"),
+        ("VIDEOHOOKS_RESUBMIT_UNCERTAIN", "sometimes"),
     ],
 )
 def test_a_bad_value_names_its_variable_in_one_line(variable, value):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
-import os
 import time
 from collections import Counter
 
 import pytest
 
-from service.encryption import Cipher
 from storage import open_store, sql
 from storage.ids import new_id
 from storage.records import (
@@ -26,19 +25,6 @@ from storage.records import (
 from tests.support.databases import BACKENDS
 
 pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-
-
-@pytest.fixture
-def cipher():
-    return Cipher([os.urandom(32)])
-
-
-@pytest.fixture
-async def store(database_url, cipher):
-    opened = await open_store(database_url, cipher)
-    await opened.migrate()
-    yield opened
-    await opened.close()
 
 
 DISABLE_AFTER = 5 * 86400
@@ -208,6 +194,133 @@ async def test_switch_attempt_is_conditional_on_the_attempt(store):
     assert (stored.attempt_no, stored.provider, stored.provider_job_id) == (1, "nanogpt", None)
     # A report for the old attempt is ignored.
     assert not await store.finish_job(job.id, 0, final(), an_event(job), to("http://x"))
+
+
+async def test_a_submission_is_recorded_as_under_way_before_the_provider_is_called(store):
+    job, _ = await store.create_job(a_job())
+    now = time.time()
+    assert not await store.begin_submission(job, "w1", now)  # only the claim holder
+    [claimed] = await store.claim_jobs("w1", now, 10, 30, ())
+    assert await store.begin_submission(claimed, "w1", now)
+    # The worker died here: whoever takes the job next finds the submission unresolved.
+    [retaken] = await store.claim_jobs("w2", now + 31, 10, 30, ())
+    assert retaken.submission_unresolved
+    assert (retaken.submission_state, retaken.submission_attempt) == ("sending", 0)
+    assert retaken.submission_started_at == pytest.approx(now)
+    assert await store.submission_unanswered(retaken, "w2", True, now + 40, 1)
+    assert (await store.get_job(job.id)).submission_state == "uncertain"
+    [again] = await store.claim_jobs("w3", now + 41, 10, 30, ())
+    # A send that certainly never arrived clears it.
+    assert await store.submission_unanswered(again, "w3", False, now + 50, 2)
+    assert not (await store.get_job(job.id)).submission_unresolved
+
+
+async def test_a_submission_is_recorded_once_by_whoever_finds_its_provider_job(store):
+    job, _ = await store.create_job(a_job())
+    now = time.time()
+    [claimed] = await store.claim_jobs("w1", now, 10, 30, ())
+    await store.begin_submission(claimed, "w1", now)
+    [retaken] = await store.claim_jobs("w2", now + 31, 10, 30, ())  # w1's lease lapsed
+    progress = JobProgress("queued", None, "p1")
+    # w1's answer comes late: recorded although w2 holds the job, whose claim stays w2's.
+    assert await store.record_submission(claimed, "w1", progress, [], now, now + 5)
+    stored = await store.get_job(job.id)
+    assert (stored.provider_job_id, stored.submission_state, stored.claimed_by) == (
+        "p1",
+        None,
+        "w2",
+    )
+    # The same provider job again is harmless; another one is refused.
+    assert await store.record_submission(retaken, "w2", progress, [], now, now + 5)
+    other = JobProgress("queued", None, "p2")
+    assert not await store.record_submission(retaken, "w2", other, [], now, now + 5)
+    assert (await store.get_job(job.id)).provider_job_id == "p1"
+
+
+async def test_giving_up_on_an_uncertain_submission_loses_to_an_adopted_provider_job(store):
+    job, _ = await store.create_job(a_job())
+    now = time.time()
+    [claimed] = await store.claim_jobs("w", now, 10, 30, ())
+    await store.begin_submission(claimed, "w", now)
+    given_up = dataclasses.replace(final("failed"), unsubmitted=True)
+    # A webhook adopted the provider's job meanwhile: giving up no longer applies.
+    await store.record_submission(claimed, "hooks", JobProgress("queued", None, "p1"), [], now, now)
+    assert not await store.finish_job(job.id, 0, given_up, an_event(job), to("http://x"))
+    assert (await store.get_job(job.id)).status == "queued"
+    other, _ = await store.create_job(a_job())
+    assert await store.finish_job(other.id, 0, given_up, an_event(other), to("http://x"))
+
+
+async def test_switching_to_a_fallback_leaves_no_submission_under_way(store):
+    job, _ = await store.create_job(a_job())
+    now = time.time()
+    [claimed] = await store.claim_jobs("w", now, 10, 30, ())
+    await store.begin_submission(claimed, "w", now)
+    assert await store.switch_attempt(job.id, 0, "nanogpt/x", "nanogpt", [], now)
+    assert not (await store.get_job(job.id)).submission_unresolved
+
+
+async def test_the_claims_of_a_silent_or_dead_worker_are_given_back(store):
+    now = time.time()
+    await store.heartbeat("silent", "host-a", 101, now - 60)
+    await store.heartbeat("dead", "host-b", 102, now)
+    await store.heartbeat("alive", "host-b", 103, now)
+    held = {}
+    for worker in ("silent", "dead", "alive"):
+        job, _ = await store.create_job(a_job(next_check_at=now))
+        await store.claim_jobs(worker, now, 1, 600, ())
+        held[worker] = job.id
+    assert sorted(await store.workers_on_host("host-b")) == [("alive", 103), ("dead", 102)]
+    assert await store.reap_workers(now - 30, ["dead"]) == ["dead", "silent"]
+    retaken = {job.id for job in await store.claim_jobs("other", now, 10, 600, ())}
+    assert retaken == {held["silent"], held["dead"]}
+    assert await store.workers_on_host("host-a") == []
+    # A worker that stops gives back its claims and is forgotten.
+    await store.release_claims("alive")
+    assert [job.id for job in await store.claim_jobs("other", now, 10, 600, ())] == [held["alive"]]
+    assert await store.workers_on_host("host-b") == []
+
+
+async def an_old_event(store, at: float, status: str, subscription_id: str | None = None):
+    """A finished job whose event was created at `at`, with one delivery of `status`."""
+    job, _ = await store.create_job(a_job())
+    event = an_event(job).model_copy(update={"created_at": at})
+
+    def route(subscriptions):
+        return [NewDelivery(subscription_id, "http://a", status)]
+
+    assert await store.finish_job(job.id, 0, final(), event, route)
+    return event
+
+
+async def test_recover_queues_only_what_was_created_in_its_window(store):
+    now = time.time()
+    subscription = Subscription(
+        id=new_id("sub"),
+        url="http://a",
+        events=["video.completed"],
+        secret="whsec_x",
+        created_at=now,
+        updated_at=now,
+    )
+    await store.create_subscription(subscription)
+    for at in (now - 300, now - 200, now - 100):
+        await an_old_event(store, at, "skipped", subscription.id)
+    assert await store.recover(subscription.id, now - 250, now - 150, now, 100) == 1
+    pending = (await store.list_deliveries(status="pending")).items
+    assert [delivery.created_at for delivery in pending] == [pytest.approx(now - 200)]
+
+
+async def test_retention_never_removes_an_event_with_a_pending_delivery(store):
+    now = time.time()
+    waiting = await an_old_event(store, now - 1000, "pending")
+    done = await an_old_event(store, now - 1000, "skipped")
+    recent = await an_old_event(store, now - 10, "skipped")
+    await store.expire(now - 500, 100)
+    assert await store.get_event(waiting.id) is not None
+    assert await store.get_event(done.id) is None
+    assert await store.get_event(recent.id) is not None
+    assert [d.event_id for d in (await store.list_deliveries()).items] == [recent.id, waiting.id]
 
 
 async def test_router_sees_subscriptions_and_skipped_deliveries_are_not_due(store):

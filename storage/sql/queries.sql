@@ -65,6 +65,9 @@ LIMIT 1;
 SELECT * FROM jobs WHERE idempotency_key = :idempotency_key;
 
 -- name: job_record_submission
+-- The provider job a submission created, recorded once: by the worker that sent it, or by
+-- whoever found it first (a worker reconciling, a webhook adopting it). The worker holding the
+-- claim, if it is this one, gives it back.
 UPDATE jobs SET
     provider_job_id = :provider_job_id,
     status = CASE WHEN :status = 'in_progress' THEN 'in_progress' ELSE status END,
@@ -74,10 +77,31 @@ UPDATE jobs SET
     updated_at = :now,
     next_check_at = :next_check_at,
     check_count = 0,
+    submission_state = NULL,
+    claimed_by = CASE WHEN claimed_by = :worker THEN NULL ELSE claimed_by END,
+    claimed_until = CASE WHEN claimed_by = :worker THEN NULL ELSE claimed_until END
+WHERE id = :id AND attempt_no = :attempt_no AND status IN ('queued', 'in_progress')
+  AND (provider_job_id IS NULL OR provider_job_id = :provider_job_id);
+
+-- name: job_begin_submission
+-- Written before a provider is called: whoever takes the job next knows that the provider may
+-- have accepted this attempt (paying once).
+UPDATE jobs SET submission_state = 'sending', submission_attempt = attempt_no,
+                submission_started_at = :now
+WHERE id = :id AND attempt_no = :attempt_no AND claimed_by = :worker
+  AND provider_job_id IS NULL AND status IN ('queued', 'in_progress');
+
+-- name: job_submission_unanswered
+-- A submission got no answer: uncertain when it (or an earlier one) may have reached the
+-- provider, cleared when it certainly did not; the job waits for its next check.
+UPDATE jobs SET
+    submission_state = CASE WHEN :uncertain THEN 'uncertain' ELSE NULL END,
+    next_check_at = :next_check_at,
+    check_count = :check_count,
     claimed_by = NULL,
     claimed_until = NULL
 WHERE id = :id AND attempt_no = :attempt_no AND claimed_by = :worker
-  AND status IN ('queued', 'in_progress');
+  AND provider_job_id IS NULL AND status IN ('queued', 'in_progress');
 
 -- name: job_reschedule
 UPDATE jobs SET next_check_at = :next_check_at, check_count = :check_count,
@@ -119,6 +143,7 @@ UPDATE jobs SET
     provider_job_id = NULL,
     attempts = :attempts,
     submitted_at = NULL,
+    submission_state = NULL,
     check_count = 0,
     next_check_at = :now,
     updated_at = :now,
@@ -140,9 +165,11 @@ UPDATE jobs SET
     updated_at = :completed_at,
     completed_at = :completed_at,
     next_check_at = NULL,
+    submission_state = NULL,
     claimed_by = NULL,
     claimed_until = NULL
-WHERE id = :id AND attempt_no = :attempt_no AND status IN ('queued', 'in_progress');
+WHERE id = :id AND attempt_no = :attempt_no AND status IN ('queued', 'in_progress')
+  AND (NOT CAST(:unsubmitted AS BOOLEAN) OR provider_job_id IS NULL);
 
 -- name: event_insert
 INSERT INTO events (id, type, job_id, payload, created_at)
@@ -322,7 +349,8 @@ WHERE status IN ('pending', 'failed')
 GROUP BY status;
 
 -- name: events_expire
--- Old events go with their deliveries and attempts (ON DELETE CASCADE), unless still being sent.
+-- Old events go with their deliveries and attempts (ON DELETE CASCADE), unless still being sent
+-- (a redelivery or recovery queueing one meanwhile takes turns with this: retention_lock).
 DELETE FROM events WHERE seq IN (
     SELECT seq FROM events AS e
     WHERE e.created_at < :cutoff
@@ -383,6 +411,19 @@ UPDATE inbound_webhooks SET claimed_by = NULL, claimed_until = NULL WHERE claime
 
 -- name: release_deliveries
 UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = :worker;
+
+-- name: worker_heartbeat
+INSERT INTO workers (id, host, pid, started_at, last_seen) VALUES (:id, :host, :pid, :now, :now)
+ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen;
+
+-- name: workers_on_host
+SELECT id, pid FROM workers WHERE host = :host;
+
+-- name: workers_silent
+SELECT id FROM workers WHERE last_seen < :before;
+
+-- name: worker_forget
+DELETE FROM workers WHERE id = :worker;
 
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS schema_migrations (

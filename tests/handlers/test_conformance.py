@@ -173,3 +173,24 @@ async def test_a_job_runs_through_the_service(fake, env):
         assert event["type"] == "video.completed"
         assert event["data"]["id"] == video["id"] and event["data"]["provider"] == fake.name
         assert event["data"]["outputs"]
+
+
+# Providers that document no way to reconcile a submission that may have reached them unanswered
+# (the others are shown reconciling in tests/test_paying_once.py).
+UNRECONCILABLE = [name for name in PROVIDERS if handler_class(name).reconciliation == "none"]
+
+
+@pytest.mark.parametrize("provider", UNRECONCILABLE)
+async def test_a_late_answer_is_never_sent_again_and_fails_as_uncertain(fake, env):
+    env |= fake.env() | {"VIDEOHOOKS_PROVIDER_TIMEOUT": "1s", "VIDEOHOOKS_SUBMIT_RECONCILE": "1s"}
+    fake.holding = 1  # accepted at once, answered only after the client gave up
+    async with running_service(env, public=False) as svc:
+        video = await svc.submit(model=f"{fake.name}/{fake.model}", input={})
+        await eventually(lambda: _failed(svc, video["id"]), timeout=60)
+        failed = await svc.video(video["id"])
+    assert failed["error"]["code"] == "submission_uncertain", failed["error"]
+    assert len(fake.submissions()) == 1 and len(fake.jobs) == 1
+
+
+async def _failed(svc, video_id: str) -> bool:
+    return (await svc.video(video_id))["status"] == "failed"

@@ -252,6 +252,17 @@ async def test_an_image_submission_is_looked_up_under_image_to_video(fake, kling
     assert found.provider_job_id.startswith("image2video/")
 
 
+async def test_a_callback_before_the_answer_adopts_the_task_it_names(fake, kling):
+    """A callback that arrives before the submission's answer names the bare task_id; the job
+    adopted is the one submit would have returned, which the worker can then poll."""
+    request = a_request(reference="vid_9.0", image_url="https://img.example/a.png")
+    submitted = await kling.submit(request)
+    task_id = submitted.provider_job_id.partition("/")[2]
+    adopted = kling.adopted_job_id(request, task_id)
+    assert adopted == submitted.provider_job_id
+    assert (await kling.fetch_status(adopted)).provider_job_id == submitted.provider_job_id
+
+
 async def test_no_task_with_the_reference_means_none(fake, kling):
     await kling.submit(a_request(reference="vid_7.0"))
     assert await kling.find_submission(a_request(reference="vid_7.1")) is None

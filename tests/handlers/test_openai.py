@@ -4,7 +4,6 @@ the account-level receiver POST /hooks/openai."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
@@ -22,6 +21,7 @@ from handlers.base import (
 from handlers.openai import Handler
 from tests.handlers.fakes.base import fixture
 from tests.handlers.fakes.openai import MP4, WEBHOOK_SECRET, Fake
+from tests.support.quiet import stored_webhooks
 from tests.support.servers import eventually
 from tests.support.service import running_service
 from tests.support.signing import signed
@@ -259,7 +259,7 @@ async def test_refused_webhooks_change_nothing(fake, env):
             assert answer.status_code == 401
             answer = await client.post("/hooks/openai", content=foreign_body, headers=foreign)
             assert answer.status_code == 200 and answer.json()["applied"] is False
-        await asyncio.sleep(0.5)
+        assert await stored_webhooks(svc.store) == 0  # refused or not ours: never acted on
         assert _polls(fake) == 0
         assert (await svc.video(video["id"]))["status"] == "queued"
         assert await svc.events() == []
@@ -286,9 +286,11 @@ async def test_with_a_secret_a_job_waits_for_its_webhook_before_polling(fake, en
     if not secret:
         del env["VIDEOHOOKS_OPENAI_WEBHOOK_SECRET"]
     async with running_service(env) as svc:
-        await _submitted(svc, fake)
+        video, _ = await _submitted(svc, fake)
         if secret:
-            await asyncio.sleep(1.0)
+            # The first poll is scheduled after the grace: a webhook is expected first.
+            stored = await svc.store.get_job(video["id"])
+            assert stored.next_check_at - stored.submitted_at >= 59
             assert _polls(fake) == 0
         else:
             await eventually(lambda: _polls(fake) >= 2)

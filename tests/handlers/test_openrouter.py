@@ -6,7 +6,6 @@ of the handler's verifier."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -27,6 +26,7 @@ from handlers.base import (
 from handlers.openrouter import Handler
 from tests.handlers.fakes.base import API_KEY, fixture
 from tests.handlers.fakes.openrouter import VIDEO_BYTES, WEBHOOK_SECRET, Fake
+from tests.support.quiet import stored_webhooks
 from tests.support.servers import eventually
 from tests.support.service import running_service
 from tests.support.subscriber import recording_subscriber
@@ -387,7 +387,7 @@ async def test_forged_stale_and_foreign_webhooks_change_nothing(fake, env):
 
 
 async def _no_change(svc, video_id: str) -> None:
-    await asyncio.sleep(0.3)  # time for the worker to act on anything that was wrongly stored
+    assert await stored_webhooks(svc.store) == 0  # nothing stored for the worker to act on
     video = await svc.video(video_id)
     assert (video["status"], video["outputs"]) == ("queued", [])
 

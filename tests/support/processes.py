@@ -1,20 +1,29 @@
-"""Runs `videohooks` commands as real processes, as an operator would."""
+"""Runs `videohooks` commands as real processes, as an operator would. No process outlives the
+test that started it, whether it passed or not: `started` kills its process when its block ends,
+and tests/conftest.py kills any other still running when the test ends (`kill_leftovers`)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import ClassVar
 
 
 class Process:
+    started: ClassVar[list[Process]] = []
+
     def __init__(self, proc: asyncio.subprocess.Process, log: Path) -> None:
         self.proc = proc
         self.log = log
         self.lines: list[str] = []
+        Process.started.append(self)
 
     @classmethod
     async def start(cls, args: list[str], env: dict[str, str], cwd: Path) -> Process:
@@ -69,3 +78,28 @@ class Process:
         if self.proc.returncode is None:
             self.signal()
         return await self.exit_code()
+
+    async def kill(self) -> None:
+        """Kills the process if it still runs, and reaps it."""
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+        await self.proc.wait()
+
+
+def kill_leftovers() -> None:
+    """Kills every process a test started that still runs (its loop reaps it, or init does)."""
+    while Process.started:
+        process = Process.started.pop()
+        if process.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.proc.kill()
+
+
+@asynccontextmanager
+async def started(args: list[str], env: dict[str, str], cwd: Path) -> AsyncIterator[Process]:
+    process = await Process.start(args, env, cwd)
+    try:
+        yield process
+    finally:
+        await process.kill()

@@ -1,6 +1,12 @@
 """A fake provider speaking the simulator's HTTP API, scripted by the test and recording every
 request, for behaviour the real simulator does not script (submission failures, slow answers,
-concurrency). Point VIDEOHOOKS_SIMULATOR_BASE_URL at it."""
+concurrency). Point VIDEOHOOKS_SIMULATOR_BASE_URL at it.
+
+Like the simulator, it honours an `Idempotency-Key` header (the same key answers the job it first
+created). It can also answer late: the next `holding` submissions create their job (and bill it)
+at once, but are answered only once `released` is set, long after the client gave up. And it
+lists the job a key created (`GET /v1/videos?reference=<key>`), for handlers that look
+submissions up."""
 
 from __future__ import annotations
 
@@ -36,16 +42,27 @@ class FakeProvider:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, float]] = field(default_factory=list)
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    # The Idempotency-Key of each submission, in order ("" without one).
+    keys: list[str] = field(default_factory=list)
     delay: float = 0.0
     in_flight: int = 0
     max_in_flight: int = 0
+    idempotent: bool = True
+    holding: int = 0
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    created: dict[str, str] = field(default_factory=dict)
 
     async def create(self, request: Request) -> Response:
-        return await self._answer(request, self.submit_answers, self._new_job)
+        return await self._answer(request, self.submit_answers, self._submitted)
 
     async def retrieve(self, request: Request) -> Response:
         video_id = request.path_params["video_id"]
-        return await self._answer(request, self.status_answers, lambda _: self.jobs.get(video_id))
+        return await self._answer(request, self.status_answers, lambda: self.jobs.get(video_id))
+
+    async def lookup(self, request: Request) -> Response:
+        self.requests.append((request.method, request.url.path, time.time()))
+        job_id = self.created.get(request.query_params.get("reference", ""))
+        return JSONResponse({"data": [self.jobs[job_id]] if job_id else []})
 
     async def _answer(self, request: Request, script: list[Answer], default: Any) -> Response:
         self.requests.append((request.method, request.url.path, time.time()))
@@ -59,13 +76,28 @@ class FakeProvider:
                 if isinstance(answer.body, str):
                     return Response(answer.body, answer.status, headers=answer.headers)
                 return JSONResponse(answer.body, answer.status, headers=answer.headers)
-            body = default(await request.body())
+            body = default(request) if request.method == "POST" else default()
+            if asyncio.iscoroutine(body):
+                body = await body
             return JSONResponse(body) if body else JSONResponse({"error": "no such job"}, 404)
         finally:
             self.in_flight -= 1
 
-    def _new_job(self, body: bytes) -> dict[str, Any]:
-        self.bodies.append(json.loads(body))
+    async def _submitted(self, request: Request) -> dict[str, Any]:
+        self.bodies.append(json.loads(await request.body()))
+        key = request.headers.get("idempotency-key", "")
+        self.keys.append(key)
+        if self.idempotent and key in self.created:
+            return self.jobs[self.created[key]]
+        job = self._new_job()
+        if key:
+            self.created[key] = job["id"]
+        if self.holding:
+            self.holding -= 1
+            await self.released.wait()
+        return job
+
+    def _new_job(self) -> dict[str, Any]:
         job_id = f"fake_{len(self.jobs) + 1}"
         self.jobs[job_id] = {
             "id": job_id,
@@ -91,14 +123,18 @@ class FakeProvider:
 
 
 @asynccontextmanager
-async def fake_provider() -> AsyncIterator[FakeProvider]:
+async def fake_provider(port: int = 0) -> AsyncIterator[FakeProvider]:
     provider = FakeProvider()
     app = Starlette(
         routes=[
             Route("/v1/videos", provider.create, methods=["POST"]),
+            Route("/v1/videos", provider.lookup, methods=["GET"]),
             Route("/v1/videos/{video_id}", provider.retrieve, methods=["GET"]),
         ]
     )
-    async with serving(app) as url:
+    async with serving(app, port) as url:
         provider.url = url
-        yield provider
+        try:
+            yield provider
+        finally:
+            provider.released.set()  # held answers end, so the server can stop

@@ -12,8 +12,8 @@ from service.server import HttpServer, bind, local_url
 
 
 @asynccontextmanager
-async def serving(app: ASGIApp) -> AsyncIterator[str]:
-    sock = bind("127.0.0.1", 0)
+async def serving(app: ASGIApp, port: int = 0) -> AsyncIterator[str]:
+    sock = bind("127.0.0.1", port)
     server = HttpServer(app)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:

@@ -47,6 +47,11 @@ WHERE seq IN (
 -- target: the per-target cap holds exactly across workers. A claim takes milliseconds.
 SELECT pg_advisory_xact_lock(8532461355853705072);  -- the migration lock's key + 1
 
+-- name: retention_lock
+-- Retention and the operations that queue an old event again (redeliver, recover) take turns:
+-- retention removes only events with no pending delivery, and must see one queued meanwhile.
+SELECT pg_advisory_xact_lock(8532461355853705073);  -- the migration lock's key + 2
+
 -- name: delivery_claim
 -- Due deliveries, oldest first, with at most max_in_flight (the subscription's, else :cap) in
 -- flight per target - a subscription, or a callback URL: a target at its cap is skipped, so one
@@ -113,9 +118,11 @@ WITH finished AS (
         updated_at = :completed_at,
         completed_at = :completed_at,
         next_check_at = NULL,
+        submission_state = NULL,
         claimed_by = NULL,
         claimed_until = NULL
     WHERE id = :id AND attempt_no = :attempt_no AND status IN ('queued', 'in_progress')
+      AND (NOT CAST(:unsubmitted AS BOOLEAN) OR provider_job_id IS NULL)
     RETURNING id
 ),
 event AS (

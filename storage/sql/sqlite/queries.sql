@@ -41,6 +41,10 @@ WHERE seq IN (
 -- SQLite's single writer already makes claims take turns.
 SELECT 1;
 
+-- name: retention_lock
+-- SQLite's single writer already makes retention and redelivery take turns.
+SELECT 1;
+
 -- name: delivery_claim
 -- Due deliveries, oldest first, with at most max_in_flight (the subscription's, else :cap) in
 -- flight per target - a subscription, or a callback URL - across all workers: a target at its

@@ -5,6 +5,9 @@ else from its in-memory jobs.
 A provider's fake subclasses `FakeProvider` and fills in the abstract parts: its routes, how it
 checks credentials, how it reads a submission, and how it puts a job into each normalized status
 using the provider's own vocabulary.
+
+Every fake can also answer late: the next `holding` submissions are acted on at once (the job
+exists, and is billed) but answered only once `released` is set, long after the client gave up.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from handlers.base import ProviderConfig, Status
 from tests.support.servers import serving
@@ -77,6 +81,8 @@ class FakeProvider:
         self.requests: list[Recorded] = []
         self.scripts: dict[str, list[Answer]] = {"submit": [], "status": []}
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.holding = 0
+        self.released = asyncio.Event()
 
     # -- for each provider's fake to define ----------------------------------------------
 
@@ -159,6 +165,28 @@ class FakeProvider:
 
 @asynccontextmanager
 async def serve(fake: FakeProvider) -> AsyncIterator[FakeProvider]:
-    async with serving(Starlette(routes=fake.routes())) as url:
+    async with serving(_answering_late(fake, Starlette(routes=fake.routes()))) as url:
         fake.url = url
-        yield fake
+        try:
+            yield fake
+        finally:
+            fake.released.set()  # held answers end, so the server can stop
+
+
+def _answering_late(fake: FakeProvider, app: ASGIApp) -> ASGIApp:
+    async def late(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or fake.holding == 0:
+            await app(scope, receive, send)
+            return
+        fake.holding -= 1
+        answer: list[Any] = []
+
+        async def keep(message: Any) -> None:
+            answer.append(message)
+
+        await app(scope, receive, keep)
+        await fake.released.wait()
+        for message in answer:
+            await send(message)  # to a client that has gone: the server drops it
+
+    return late
