@@ -120,7 +120,10 @@ async def test_sign_in_then_watch_a_job_complete_without_a_reload(
     # The same document all along: updated by the server's events, never reloaded.
     assert await page.evaluate("window.stayed") is True
     assert await page.locator("#job-live").get_attribute("data-updated")
-    await expect(page.locator("#timeline")).to_contain_text("Webhook accepted")
+    # The simulator's webhook is told either way: accepted, or (when a poll saw the end first on
+    # a busy machine) a duplicate of what is already final.
+    await expect(page.locator("#timeline li.moment-webhook")).to_have_count(1)
+    await expect(page.locator("#timeline")).to_contain_text("completed (by ")
     await screenshot(page, "job-1280.png")
 
 
