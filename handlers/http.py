@@ -11,7 +11,10 @@ never arrived (no connection, DNS or TLS failure, a pool timeout) or that the pr
 as not processed (429) is plainly transient: for a submission, only those are safe to send again.
 
 `request_json` reads JSON answers; `stream` opens a download (a video, an image) to be read as it
-arrives.
+arrives. Both are for the provider's own API (its base URL, which the operator configures). A URL
+that comes from a user or from a provider's payload (an image to upload, a file to fetch) is read
+with `fetch` through the handler's `egress` client, the service's egress guard
+(service/urls.py): a refused URL or address is an `EgressRefused`, a PermanentError here.
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ from handlers.base import PermanentError, TransientError, UncertainError
 
 MAX_MESSAGE = 1000
 Model = TypeVar("Model", bound=BaseModel)
+
+
+class EgressRefused(Exception):
+    """Raised by the egress client when the policy refuses a URL or every address its host
+    resolves to (see service/urls.py)."""
 
 
 async def request_json(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> Any:
@@ -58,10 +66,27 @@ async def stream(
             yield response
 
 
+@asynccontextmanager
+async def fetch(
+    egress: httpx.AsyncClient | None, url: str, **kwargs: Any
+) -> AsyncIterator[httpx.Response]:
+    """GET a URL that came from a user or a provider's payload, through the egress guard, without
+    the provider's credentials; redirects are followed, each hop checked again. A handler that was
+    given no egress client (`HttpProvider.egress` is None) fetches nothing."""
+    if egress is None:
+        raise PermanentError("this handler has no egress client: it cannot fetch user URLs")
+    async with stream(egress, "GET", url, follow_redirects=True, **kwargs) as response:
+        yield response
+
+
 @contextmanager
 def _transport_errors(host: str | None) -> Iterator[None]:
     try:
         yield
+    except EgressRefused as exc:
+        raise PermanentError(f"refused by the egress policy: {exc}") from None
+    except httpx.TooManyRedirects:
+        raise PermanentError(f"{host} redirected too many times") from None
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         # Nothing was sent: no connection (refused, DNS, TLS), or no free connection in time.
         raise TransientError(f"could not reach {host}: {type(exc).__name__}") from None

@@ -19,7 +19,7 @@ from service.callbacks import CallbackSecrets
 from service.delivery import Sender, open_session
 from service.settings import Settings
 from service.tokens import ReceiverTokens
-from service.urls import UrlPolicy
+from service.urls import UrlPolicy, guarded_client
 from storage import Store, open_store
 
 
@@ -40,6 +40,8 @@ class Context:
     callback_secrets: CallbackSecrets
     url_policy: UrlPolicy
     http: httpx.AsyncClient
+    # The handlers' client for user- and payload-supplied URLs: the egress guard.
+    egress: httpx.AsyncClient
     sender: Sender
     # Where this process's own API answers (for the simulator), when it serves HTTP.
     self_url: str
@@ -77,6 +79,8 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
             ),
             headers={"user-agent": "videohooks/0.1"},
         )
+        policy = UrlPolicy(settings.allow_private_urls, settings.allowed_cidrs)
+        egress = guarded_client(policy, settings.provider_timeout)
         providers: dict[str, Provider] = {}
         simulator = None
         for name in implemented():
@@ -95,7 +99,7 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
                     public_base_url=f"{settings.public_url or own_url}/simulator",
                 )
             providers[name] = handler_class(name)(config, http)
-        policy = UrlPolicy(settings.allow_private_urls, settings.allowed_cidrs)
+            providers[name].egress = egress
         session = open_session(settings, policy)
         context = Context(
             settings=settings,
@@ -105,6 +109,7 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
             callback_secrets=CallbackSecrets(store, settings.callback_secrets),
             url_policy=policy,
             http=http,
+            egress=egress,
             sender=Sender(session, policy),
             self_url=own_url,
             simulator=simulator,
@@ -116,6 +121,7 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
             if simulator is not None:
                 await simulator.aclose()
             await http.aclose()
+            await egress.aclose()
             await session.close()
     finally:
         await store.close()
