@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import httpx2 as httpx
 from pydantic import BaseModel, ValidationError
 
+from handlers import strictjson
 from handlers.base import PermanentError, TransientError, UncertainError
 
 MAX_MESSAGE = 1000
@@ -45,7 +46,7 @@ async def request_json(http: httpx.AsyncClient, method: str, url: str, **kwargs:
         response = await http.request(method, url, **kwargs)
     _check(response, host)
     try:
-        return response.json()
+        return strictjson.loads(response.content)
     except ValueError:
         code = response.status_code
         raise TransientError(f"{host} answered malformed JSON (HTTP {code})") from None
@@ -122,7 +123,7 @@ def parse(model: type[Model], data: Any) -> Model:
 
 def provider_message(response: httpx.Response) -> str:
     try:
-        data = response.json()
+        data = strictjson.loads(response.content)
     except ValueError:
         return response.text.strip()[:MAX_MESSAGE] or f"HTTP {response.status_code}"
     return (message_in(data) or response.text.strip())[:MAX_MESSAGE]

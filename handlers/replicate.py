@@ -21,7 +21,6 @@ Choices where the docs leave room:
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import re
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from handlers import strictjson
 from handlers.base import (
     HttpProvider,
     JobError,
@@ -132,7 +132,7 @@ class Handler(HttpProvider):
 
     def parse_webhook(self, body: bytes) -> ProviderStatus:
         try:
-            data = json.loads(body)
+            data = strictjson.loads(body)
         except ValueError:
             raise TransientError("replicate webhook is not JSON") from None
         return parse(Prediction, data).report()

@@ -35,8 +35,9 @@ from service import addresses
 from service.addresses import IPAddress, IPNetwork
 
 # The URL grammar the API accepts, stated once for the check and for the OpenAPI document: http(s),
-# a host (LDH labels, IDNs in their xn-- form, or an IP literal), an optional port, and a path of
-# visible ASCII. RFC 3986's IPv6address, written out.
+# a host (LDH labels, IDNs in their xn-- form, or an IP literal), an optional port, then path,
+# query and fragment in RFC 3986's characters. RFC 3986's IPv6address, written out. Plain
+# character classes and {m,n} only, so Python's re and ECMA-262 validators read it alike.
 _H16 = "[0-9A-Fa-f]{1,4}"
 _DEC = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _IPV4 = rf"(?:{_DEC}\.){{3}}{_DEC}"
@@ -57,8 +58,9 @@ _IPV6 = "|".join(
 _LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST = rf"(?:(?:{_LABEL}\.)*{_LABEL}\.?|\[(?:{_IPV6})\])"
 _PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
-URL_PATTERN = rf"^https?://{_HOST}(?::{_PORT})?(?:[/?#][!-~]*)?$"
-_URL = re.compile(URL_PATTERN)
+_URI_CHAR = "(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})"
+URL_GRAMMAR = rf"https?://{_HOST}(?::{_PORT})?(?:[/?]{_URI_CHAR}*)?(?:#{_URI_CHAR}*)?"
+_URL = re.compile(URL_GRAMMAR)
 
 Lookup = Callable[[str, int, int], Awaitable[list[IPAddress]]]
 
@@ -249,7 +251,7 @@ def guarded_client(policy: UrlPolicy, timeout: float, verify: Any = True) -> htt
 def _why_malformed(url: str) -> str:
     if "@" in url.partition("://")[2].split("/", 1)[0]:
         return "must not carry credentials"
-    return "is not a valid URL (scheme://host[:port][/path], in visible ASCII)"
+    return "is not a valid URL (scheme://host[:port][/path], in RFC 3986's characters)"
 
 
 def _ip_literal(host: str) -> IPAddress | None:

@@ -17,7 +17,7 @@ from service.api.common import (
     read_json,
     validate,
 )
-from service.errors import InvalidRequest, NotFound
+from service.errors import NotFound, SubscriptionDisabled
 from service.models import EVENT_TYPES, Queued, Redeliver
 from storage.records import Event
 
@@ -27,7 +27,7 @@ async def list_(request: Request) -> Response:
     event_type = choice_param(request, "type", EVENT_TYPES)
     after = request.query_params.get("after")
     if after is not None and await store.get_event(after) is None:
-        raise InvalidRequest.field("after", "no such event")
+        raise NotFound("the after cursor names no event")
     page = await store.list_events(event_type, limit_param(request), after)
     return list_response(page.items, page.has_more, lambda e: e.payload, lambda e: e.id)
 
@@ -57,9 +57,9 @@ async def redeliver(request: Request) -> Response:
     if body.subscription_id is not None:
         subscription = await store.get_subscription(body.subscription_id)
         if subscription is None:
-            raise InvalidRequest.field("subscription_id", "no such subscription")
+            raise NotFound("no such subscription")
         if subscription.status != "active":
-            raise InvalidRequest.field("subscription_id", "the subscription is disabled")
+            raise SubscriptionDisabled("the subscription is disabled; enable it first")
     queued = await store.redeliver(event.id, body.subscription_id, time.time())
     return json_response(Queued(queued=queued), 202)
 
