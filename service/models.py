@@ -97,6 +97,19 @@ class Strict(BaseModel):
 
 
 class CreateVideo(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "simulator/default",
+                    "prompt": "a red fox running through snow, golden hour",
+                    "duration": 8,
+                    "metadata": {"user_id": "42"},
+                }
+            ]
+        }
+    )
+
     model: ModelId
     prompt: Annotated[str, _text(20_000)] | None = None
     negative_prompt: Annotated[str, _text(20_000)] | None = None
@@ -126,8 +139,14 @@ class CreateVideo(Strict):
         " VIDEOHOOKS_ALLOW_PRIVATE_URLS)",
         json_schema_extra={"pattern": URL_PATTERN},
     )
-    metadata: dict[Annotated[str, _text(40, min_length=1)], Annotated[str, _text(500)]] = Field(
-        default_factory=dict, max_length=MAX_METADATA_KEYS
+    # Key rules go in propertyNames: pydantic would state a key pattern as patternProperties,
+    # which lets every other key through.
+    metadata: dict[
+        Annotated[str, Field(min_length=1, max_length=40)], Annotated[str, _text(500)]
+    ] = Field(
+        default_factory=dict,
+        max_length=MAX_METADATA_KEYS,
+        json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": 40, "pattern": NO_NUL}},
     )
 
     @field_validator("metadata")
@@ -238,7 +257,10 @@ Filter = Annotated[
         Annotated[str, Field(max_length=200, pattern=_FILTER_PATH.pattern)],
         Annotated[str, _text(500)],
     ],
-    Field(max_length=16),
+    Field(
+        max_length=16,
+        json_schema_extra={"propertyNames": {"maxLength": 200, "pattern": _FILTER_PATH.pattern}},
+    ),
 ]
 
 
@@ -269,6 +291,12 @@ SUBSCRIBER_URL_DESCRIPTION = (
 
 
 class CreateSubscription(SubscriptionFields):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"url": "https://example.com/webhooks", "events": ["video.completed"]}]
+        }
+    )
+
     url: str = Field(
         max_length=2000,
         description=SUBSCRIBER_URL_DESCRIPTION,
@@ -283,6 +311,10 @@ class CreateSubscription(SubscriptionFields):
 
 
 class UpdateSubscription(SubscriptionFields):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"rate_limit": 5, "status": "active"}]}
+    )
+
     # Optional but never null: SkipJsonSchema keeps null out of the document, the validator out
     # of the request.
     url: str | SkipJsonSchema[None] = Field(
@@ -291,7 +323,7 @@ class UpdateSubscription(SubscriptionFields):
         description=SUBSCRIBER_URL_DESCRIPTION,
         json_schema_extra={"pattern": URL_PATTERN},
     )
-    events: list[EventType] | SkipJsonSchema[None] = Field(default=None, min_length=1)
+    events: Annotated[list[EventType], Field(min_length=1)] | SkipJsonSchema[None] = None
     status: Literal["active", "disabled"] | SkipJsonSchema[None] = None
 
     @field_validator("url", "events", "status", mode="before")
@@ -332,6 +364,8 @@ class SubscriptionOut(BaseModel):
 
 
 class Recover(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"since": 1767225600}]})
+
     since: int = Field(
         ge=0, le=MAX_UNIX_SECONDS, description="Unix seconds: deliveries created at or after"
     )
