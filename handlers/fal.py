@@ -217,6 +217,7 @@ class Handler(HttpProvider):
     default_base_url = DEFAULT_BASE_URL
     webhooks = True
     auth_scheme = "Key "
+    option_names = frozenset({"JWKS_URL"})
 
     def __init__(self, config: ProviderConfig, http: httpx.AsyncClient) -> None:
         super().__init__(config, http)

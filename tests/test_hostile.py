@@ -4,10 +4,14 @@ more)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.support.databases import BACKENDS
+from tests.support.servers import eventually
 from tests.support.service import running_service
+from tests.support.subscriber import recording_subscriber
 
 DEEP = b"[" * 100_000
 HUGE_INTEGER = b'{"model": "simulator/default", "input": {"a": 1' + b"0" * 5000 + b"}}"
@@ -123,3 +127,14 @@ async def test_nul_in_ids_queries_and_bodies_is_a_4xx_on_every_backend(env):
         assert query.status_code == 422
         body = await svc.api.post("/v1/videos", json={"model": "simulator/x", "prompt": "\x00"})
         assert body.status_code == 422
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+async def test_a_tiny_rate_saved_before_the_rule_still_delivers(env):
+    """A rate_limit the API refuses now may already be stored: 1/rate must not become an
+    infinite wait."""
+    async with recording_subscriber() as subscriber, running_service(env) as svc:
+        subscription = await svc.subscribe(subscriber.url, rate_limit=1)
+        await svc.store.update_subscription(subscription["id"], {"rate_limit": 5e-324}, time.time())
+        await svc.submit(simulate={"after_s": 0})
+        await eventually(lambda: subscriber.received, timeout=15)
