@@ -45,8 +45,8 @@ JSON_VALUE = {
             "propertyNames": {"pattern": NO_NUL},
         },
     ],
-    "description": f"any JSON value: no U+0000 in strings, numbers within a double, nesting at most"
-    f" {MAX_DEPTH} levels",
+    "description": "any JSON value: no U+0000 in strings, numbers within a double, nesting at"
+    f" most {MAX_DEPTH} levels",
 }
 
 T = TypeVar("T")
