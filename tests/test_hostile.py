@@ -4,8 +4,10 @@ more)."""
 
 from __future__ import annotations
 
+import base64
 import time
 
+import httpx2 as httpx
 import pytest
 
 from tests.support.databases import BACKENDS
@@ -138,3 +140,18 @@ async def test_a_tiny_rate_saved_before_the_rule_still_delivers(env):
         await svc.store.update_subscription(subscription["id"], {"rate_limit": 5e-324}, time.time())
         await svc.submit(simulate={"after_s": 0})
         await eventually(lambda: subscriber.received, timeout=15)
+
+
+async def test_the_receiver_and_the_simulator_refuse_deep_bodies_without_a_5xx(env):
+    async with running_service(env, worker=False) as svc:
+        video = await svc.submit()
+        forged = base64.urlsafe_b64encode(b"[" * 2000).decode().rstrip("=")
+        async with httpx.AsyncClient(base_url=svc.url) as client:
+            for provider in ("simulator", "replicate"):
+                token = svc.context.tokens.issue(video["id"], provider, 0)
+                answer = await client.post(f"/hooks/{provider}/{token}", content=DEEP)
+                assert answer.status_code < 500, (provider, answer.text)
+            created = await client.post("/simulator/v1/videos", content=DEEP)
+            assert created.status_code == 400
+            polled = await client.get(f"/simulator/v1/videos/sim_{forged}")
+            assert polled.status_code == 404
