@@ -57,7 +57,7 @@ from handlers.base import (
     UncertainError,
     normalize_status,
 )
-from handlers.http import parse, request_json, stream
+from handlers.http import fetch, parse, request_json
 
 DEFAULT_BASE_URL = "https://api.minimax.io"
 
@@ -165,7 +165,8 @@ class Handler(HttpProvider):
         url = retrieved.file.download_url
         if urlsplit(url).scheme not in ("http", "https"):
             raise TransientError(f"minimax gave a download_url that is not http(s): {url[:100]!r}")
-        async with stream(self.http, "GET", url, follow_redirects=True) as got:
+        # A URL from MiniMax's payload: fetched through the egress guard, like any user URL.
+        async with fetch(self.egress, url) as got:
             yield Content(got.headers.get("content-type", "video/mp4"), got.aiter_bytes())
 
     def handshake(self, body: bytes) -> dict[str, Any] | None:

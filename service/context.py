@@ -21,7 +21,7 @@ from service.database import open_database
 from service.delivery import Sender, open_session
 from service.settings import Settings
 from service.tokens import InvalidToken, ReceiverTokens
-from service.urls import UrlPolicy
+from service.urls import UrlPolicy, guarded_client
 from storage import Store
 
 
@@ -34,6 +34,8 @@ class Context:
     callback_secrets: CallbackSecrets
     url_policy: UrlPolicy
     http: httpx.AsyncClient
+    # The handlers' client for user- and payload-supplied URLs: the egress guard.
+    egress: httpx.AsyncClient
     sender: Sender
     # Where this process's own API answers (for the simulator), when it serves HTTP.
     self_url: str
@@ -94,6 +96,8 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
             ),
             headers={"user-agent": "videohooks/0.1"},
         )
+        policy = UrlPolicy(settings.allow_private_urls, settings.allowed_cidrs)
+        egress = guarded_client(policy, settings.provider_timeout)
         providers: dict[str, Provider] = {}
         simulator = None
         for name in implemented():
@@ -123,7 +127,7 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
                     own_receiver=own_receiver(settings.public_url, tokens, "simulator"),
                 )
             providers[name] = handler_class(name)(config, http)
-        policy = UrlPolicy(settings.allow_private_urls, settings.allowed_cidrs)
+            providers[name].egress = egress
         session = open_session(settings, policy)
         context = Context(
             settings=settings,
@@ -133,6 +137,7 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
             callback_secrets=CallbackSecrets(store, settings.callback_secrets),
             url_policy=policy,
             http=http,
+            egress=egress,
             sender=Sender(session, policy),
             self_url=own_url,
             simulator=simulator,
@@ -144,6 +149,7 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
             if simulator is not None:
                 await simulator.aclose()
             await http.aclose()
+            await egress.aclose()
             await session.close()
     finally:
         await store.close()

@@ -218,7 +218,11 @@ class Store(Protocol):
         report: dict[str, Any] | None,
         body: bytes,
         now: float,
-    ) -> None: ...
+    ) -> bool:
+        """Records a received webhook for the worker; False, and nothing recorded, when one
+        reporting the same (the same trust and report, or the same body when it has no report)
+        is already recorded for this job attempt: a duplicate."""
+        ...
 
     async def claim_webhooks(
         self, worker: str, now: float, limit: int, lease: float

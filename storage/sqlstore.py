@@ -11,6 +11,7 @@ drift apart: the same conformance suite runs against both.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
@@ -383,7 +384,8 @@ class SqlStore:
         report: dict[str, Any] | None,
         body: bytes,
         now: float,
-    ) -> None:
+    ) -> bool:
+        what = dumps([trusted, report]).encode() if report is not None else body
         params = {
             "job_id": job_id,
             "provider": provider,
@@ -392,9 +394,12 @@ class SqlStore:
             "report": dumps(report),
             "body": body,
             "now": now,
+            "digest": hashlib.sha256(what).hexdigest(),
         }
-        await self._execute("webhook_insert", params)
+        if await self._execute("webhook_insert", params) == 0:
+            return False
         self.notify("webhooks")
+        return True
 
     async def claim_webhooks(
         self, worker: str, now: float, limit: int, lease: float

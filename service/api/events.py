@@ -19,7 +19,7 @@ from service.api.common import (
     read_json,
     validate,
 )
-from service.errors import InvalidRequest, NotFound
+from service.errors import NotFound, SubscriptionDisabled
 from service.jobs import sample_event
 from service.models import EVENT_TYPES, Queued, Redeliver
 from storage.records import Event
@@ -30,7 +30,7 @@ async def list_(request: Request) -> Response:
     event_type = choice_param(request, "type", EVENT_TYPES)
     after = request.query_params.get("after")
     if after is not None and await store.get_event(after) is None:
-        raise InvalidRequest.field("after", "no such event")
+        raise NotFound("the after cursor names no event")
     since = delivery_views.since_param(request)
     page = await store.list_events(event_type, limit_param(request), after, since)
     return list_response(page.items, page.has_more, lambda e: e.payload, lambda e: e.id)
@@ -68,9 +68,8 @@ async def redeliver(request: Request) -> Response:
     try:
         queued = await redelivery.redeliver(store, event.id, body.subscription_id, time.time())
     except redelivery.RedeliveryRefused as exc:
-        if exc.field == "event_id":
-            raise NotFound(exc.message) from None  # removed by retention meanwhile
-        raise InvalidRequest.field(exc.field, exc.message) from None
+        # A missing event was removed by retention meanwhile.
+        raise (NotFound if exc.missing else SubscriptionDisabled)(exc.message) from None
     return json_response(Queued(queued=queued), 202)
 
 

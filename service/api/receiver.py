@@ -99,7 +99,7 @@ async def _verify(provider: Provider, request: Request, body: bytes) -> bool:
 async def _accept(
     request: Request, job: Job, trusted: bool, report: ProviderStatus | None, body: bytes
 ) -> Response:
-    await context(request).store.add_webhook(
+    recorded = await context(request).store.add_webhook(
         job.id,
         job.provider,
         job.attempt_no,
@@ -108,6 +108,8 @@ async def _accept(
         body,
         time.time(),
     )
+    if not recorded:  # the same report is already in: it can change nothing
+        return _ignored(job.provider)
     metrics.WEBHOOKS.labels(job.provider, "accepted").inc()
     return JSONResponse({"received": True}, status_code=202)
 

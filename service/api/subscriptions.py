@@ -18,7 +18,7 @@ from service.api.common import (
     read_json,
     validate,
 )
-from service.errors import InvalidRequest, NotFound
+from service.errors import InvalidRequest, NotFound, SubscriptionDisabled
 from service.models import (
     AttemptOut,
     CreateSubscription,
@@ -72,7 +72,7 @@ async def list_(request: Request) -> Response:
     store = context(request).store
     after = request.query_params.get("after")
     if after is not None and await _find(request, after) is None:
-        raise InvalidRequest.field("after", "no such subscription")
+        raise NotFound("the after cursor names no subscription")
     page = await store.list_subscriptions(
         limit_param(request), after, url=request.query_params.get("url")
     )
@@ -127,12 +127,12 @@ async def recover(request: Request) -> Response:
     body = validate(Recover, await read_json(request))
     subscription = await _get(request)
     if subscription.status != "active":
-        raise InvalidRequest.field("status", "the subscription is disabled; enable it first")
+        raise SubscriptionDisabled("the subscription is disabled; enable it first")
     now = time.time()
     until = now if body.until is None else float(body.until)
-    if body.since >= until:
-        raise InvalidRequest.field("since", "must be before until")
     store = context(request).store
+    if body.since >= until:  # an empty period: nothing to recover
+        return json_response(Queued(queued=0), 202)
     queued = await store.recover(subscription.id, float(body.since), until, now, RECOVER_LIMIT)
     return json_response(Queued(queued=queued, has_more=queued == RECOVER_LIMIT), 202)
 

@@ -14,8 +14,10 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from handlers.base import CONTENT_URL_PREFIX, ContentProvider, ProviderError
 from service.api.common import (
+    MAX_OUTPUT_INDEX,
     choice_param,
     context,
+    int_param,
     json_response,
     limit_param,
     list_response,
@@ -104,7 +106,7 @@ async def list_(request: Request) -> Response:
     status = choice_param(request, "status", JOB_STATUSES)
     after = request.query_params.get("after")
     if after is not None and await store.get_job(after) is None:
-        raise InvalidRequest.field("after", "no such video")
+        raise NotFound("the after cursor names no video")
     page = await store.list_jobs(status, limit_param(request), after)
     return list_response(
         page.items,
@@ -119,10 +121,9 @@ async def content(request: Request) -> Response:
     authenticated download, inline base64) are streamed from it through the handler."""
     ctx = context(request)
     job = await _get(request)
-    raw = request.query_params.get("output", "0")
-    if not raw.isdigit() or int(raw) >= len(job.outputs):
-        raise InvalidRequest.field("output", f"must be an output index below {len(job.outputs)}")
-    index = int(raw)
+    index = int_param(request, "output", 0, 0, MAX_OUTPUT_INDEX)
+    if index >= len(job.outputs):
+        raise NotFound(f"no such output: this video has {len(job.outputs)}")
     url = job.outputs[index]["url"]
     if not url.startswith(CONTENT_URL_PREFIX):
         return RedirectResponse(url, status_code=307)
