@@ -35,7 +35,6 @@ Readings where the docs leave room:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,6 +43,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
+from handlers import strictjson
 from handlers.base import (
     Content,
     HttpProvider,
@@ -172,7 +172,7 @@ class Handler(HttpProvider):
     def handshake(self, body: bytes) -> dict[str, Any] | None:
         """MiniMax's check of a callback URL: `{"challenge": …}`, answered with the same value."""
         try:
-            data = json.loads(body)
+            data = strictjson.loads(body)
         except ValueError:
             return None
         if isinstance(data, dict) and data.get("challenge") is not None:
@@ -181,7 +181,7 @@ class Handler(HttpProvider):
 
     def parse_webhook(self, body: bytes) -> ProviderStatus:
         try:
-            data = json.loads(body)
+            data = strictjson.loads(body)
         except ValueError:
             raise TransientError("minimax callback is not JSON") from None
         task = parse(Task, data)

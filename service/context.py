@@ -15,6 +15,7 @@ import httpx2 as httpx
 from handlers import handler_class, implemented
 from handlers.base import Provider
 from handlers.simulator import SimulatorServer
+from service import __version__
 from service.api_keys import hash_api_key
 from service.callbacks import CallbackSecrets
 from service.database import open_database
@@ -94,7 +95,7 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
             timeout=httpx.Timeout(
                 settings.provider_timeout, connect=min(5.0, settings.provider_timeout)
             ),
-            headers={"user-agent": "videohooks/0.1"},
+            headers={"user-agent": f"videohooks/{__version__}"},
         )
         policy = UrlPolicy(settings.allow_private_urls, settings.allowed_cidrs)
         egress = guarded_client(policy, settings.provider_timeout)

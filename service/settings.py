@@ -276,7 +276,10 @@ class _Env:
 
     def provider(self, provider: str) -> ProviderConfig:
         prefix = f"{provider.upper()}_"
-        declared = handler_class(provider).option_names if provider in implemented() else ()
+        declared: tuple[str, ...] = ()
+        if provider in implemented():
+            handler = handler_class(provider)
+            declared = (*handler.option_names, *handler.credentials)
         for name in ("API_KEY", "BASE_URL", "WEBHOOK_SECRET", *declared):
             self.known.add(PREFIX + prefix + name)
         options = {

@@ -31,7 +31,7 @@ import httpx2 as httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from handlers.http import EgressRefused
-from service import addresses
+from service import __version__, addresses
 from service.addresses import IPAddress, IPNetwork
 
 # The URL grammar the API accepts, stated once for the check and for the OpenAPI document: http(s),
@@ -243,7 +243,7 @@ def guarded_client(policy: UrlPolicy, timeout: float, verify: Any = True) -> htt
     return httpx.AsyncClient(
         transport=GuardedTransport(policy, verify),
         timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
-        headers={"user-agent": "videohooks/0.1"},
+        headers={"user-agent": f"videohooks/{__version__}"},
         max_redirects=5,
     )
 

@@ -219,9 +219,10 @@ class Store(Protocol):
         body: bytes,
         now: float,
     ) -> bool:
-        """Records a received webhook for the worker; False, and nothing recorded, when one
-        reporting the same (the same trust and report, or the same body when it has no report)
-        is already recorded for this job attempt: a duplicate."""
+        """Records a received webhook for the worker; False, and nothing recorded, when it is
+        verified (`trusted`) and the same report is already recorded for this job attempt: a
+        duplicate. An unverified one is always recorded: it is only a reason to ask the provider,
+        and a repeat may come because something changed."""
         ...
 
     async def claim_webhooks(

@@ -385,7 +385,9 @@ class SqlStore:
         body: bytes,
         now: float,
     ) -> bool:
-        what = dumps([trusted, report]).encode() if report is not None else body
+        # Only a verified report can be known to repeat one already in; an unverified body is a
+        # reason to ask the provider, and a later one may be the news that it has changed.
+        digest = hashlib.sha256(dumps(report).encode()).hexdigest() if trusted and report else None
         params = {
             "job_id": job_id,
             "provider": provider,
@@ -394,7 +396,7 @@ class SqlStore:
             "report": dumps(report),
             "body": body,
             "now": now,
-            "digest": hashlib.sha256(what).hexdigest(),
+            "digest": digest,
         }
         if await self._execute("webhook_insert", params) == 0:
             return False

@@ -151,7 +151,9 @@ async def test_the_receiver_and_the_simulator_refuse_deep_bodies_without_a_5xx(e
                 token = svc.context.tokens.issue(video["id"], provider, 0)
                 answer = await client.post(f"/hooks/{provider}/{token}", content=DEEP)
                 assert answer.status_code < 500, (provider, answer.text)
-            created = await client.post("/simulator/v1/videos", content=DEEP)
+            # With the simulator's credential: without it, nothing is even read.
+            credential = svc.context.providers["simulator"].headers  # type: ignore[attr-defined]
+            created = await client.post("/simulator/v1/videos", content=DEEP, headers=credential)
             assert created.status_code == 400
-            polled = await client.get(f"/simulator/v1/videos/sim_{forged}")
+            polled = await client.get(f"/simulator/v1/videos/sim_{forged}", headers=credential)
             assert polled.status_code == 404

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from handlers import strictjson
 from service.context import Context
-from service.errors import InvalidJson, InvalidRequest
+from service.errors import InvalidJson, InvalidRequest, NotFound
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_LIMIT = 20
@@ -62,6 +62,17 @@ def int_param(request: Request, name: str, default: int, minimum: int, maximum: 
     if _WHOLE_NUMBER.fullmatch(raw) is None or not minimum <= int(raw) <= maximum:
         raise InvalidRequest.field(name, f"must be a whole number from {minimum} to {maximum}")
     return int(raw)
+
+
+async def after_param(
+    request: Request, find: Callable[[str], Awaitable[object | None]], kind: str
+) -> str | None:
+    """The `after` cursor of a list: the id of the last item of the previous page, which `find`
+    must still find (404 otherwise, as the OpenAPI document says)."""
+    after = request.query_params.get("after")
+    if after is not None and await find(after) is None:
+        raise NotFound(f"the after cursor names no {kind}")
+    return after
 
 
 def limit_param(request: Request) -> int:

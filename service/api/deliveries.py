@@ -7,13 +7,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service.api.common import (
+    after_param,
     choice_param,
     context,
     int_param,
     limit_param,
     list_response,
 )
-from service.errors import NotFound
 from service.models import MAX_UNIX_SECONDS, DeliveryOut
 from storage import Store
 from storage.records import DELIVERY_STATUSES, Delivery, Page
@@ -26,7 +26,7 @@ async def list_(request: Request) -> Response:
         subscription_id=request.query_params.get("subscription_id"),
         since=since_param(request),
         limit=limit_param(request),
-        after=await after_param(request),
+        after=await after_param(request, store.get_delivery, "delivery"),
     )
     return await render(store, page)
 
@@ -47,10 +47,3 @@ def since_param(request: Request) -> float | None:
     if "since" not in request.query_params:
         return None
     return float(int_param(request, "since", 0, 0, MAX_UNIX_SECONDS))
-
-
-async def after_param(request: Request) -> str | None:
-    after = request.query_params.get("after")
-    if after is not None and await context(request).store.get_delivery(after) is None:
-        raise NotFound("the after cursor names no delivery")
-    return after

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from service import redelivery
 from service.api import deliveries as delivery_views
 from service.api.common import (
+    after_param,
     choice_param,
     context,
     json_response,
@@ -28,9 +29,7 @@ from storage.records import Event
 async def list_(request: Request) -> Response:
     store = context(request).store
     event_type = choice_param(request, "type", EVENT_TYPES)
-    after = request.query_params.get("after")
-    if after is not None and await store.get_event(after) is None:
-        raise NotFound("the after cursor names no event")
+    after = await after_param(request, store.get_event, "event")
     since = delivery_views.since_param(request)
     page = await store.list_events(event_type, limit_param(request), after, since)
     return list_response(page.items, page.has_more, lambda e: e.payload, lambda e: e.id)
@@ -55,7 +54,7 @@ async def deliveries(request: Request) -> Response:
     page = await store.list_deliveries(
         event_id=event.id,
         limit=limit_param(request),
-        after=await delivery_views.after_param(request),
+        after=await after_param(request, store.get_delivery, "delivery"),
     )
     return await delivery_views.render(store, page)
 

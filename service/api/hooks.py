@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service.api.common import (
+    after_param,
     context,
     json_response,
     limit_param,
@@ -51,9 +52,7 @@ async def create(request: Request) -> Response:
 
 async def list_(request: Request) -> Response:
     store = context(request).store
-    after = request.query_params.get("after")
-    if after is not None and await _find(request, after) is None:
-        raise InvalidRequest.field("after", "no such hook")
+    after = await after_param(request, lambda id_: _find(request, id_), "hook")
     page = await store.list_subscriptions(
         limit_param(request), after, kind=KIND, url=request.query_params.get("target_url")
     )

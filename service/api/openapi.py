@@ -269,11 +269,15 @@ OPERATIONS = (
         "List REST hooks",
         {200: ListOf[HookOut]},
         query=(
-            _query("target_url", {"type": "string"}, "only those sending to exactly this URL"),
+            _query(
+                "target_url",
+                {"type": "string", "pattern": NO_NUL},
+                "only those sending to exactly this URL",
+            ),
             LIMIT,
             _after("hook"),
         ),
-        errors=(401, 422),
+        errors=(401, 404, 422),
     ),
     Operation(
         "get", "/v1/hooks/{hook_id}", "Retrieve a REST hook", {200: HookOut}, errors=(401, 404)

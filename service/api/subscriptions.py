@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from service.api import deliveries as delivery_views
 from service.api.common import (
+    after_param,
     choice_param,
     context,
     json_response,
@@ -70,9 +71,7 @@ async def secret(request: Request) -> Response:
 
 async def list_(request: Request) -> Response:
     store = context(request).store
-    after = request.query_params.get("after")
-    if after is not None and await _find(request, after) is None:
-        raise NotFound("the after cursor names no subscription")
+    after = await after_param(request, lambda id_: _find(request, id_), "subscription")
     page = await store.list_subscriptions(
         limit_param(request), after, url=request.query_params.get("url")
     )
@@ -115,7 +114,7 @@ async def deliveries(request: Request) -> Response:
         subscription_id=subscription.id,
         since=delivery_views.since_param(request),
         limit=limit_param(request),
-        after=await delivery_views.after_param(request),
+        after=await after_param(request, store.get_delivery, "delivery"),
     )
     return await delivery_views.render(store, page)
 

@@ -12,9 +12,11 @@ from typing import cast
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from handlers.base import CONTENT_URL_PREFIX, ContentProvider, ProviderError
+from handlers import handler_class
+from handlers.base import CONTENT_URL_PREFIX, ContentProvider, ProviderError, how_to_configure
 from service.api.common import (
     MAX_OUTPUT_INDEX,
+    after_param,
     choice_param,
     context,
     int_param,
@@ -104,9 +106,7 @@ async def list_(request: Request) -> Response:
     ctx = context(request)
     store = ctx.store
     status = choice_param(request, "status", JOB_STATUSES)
-    after = request.query_params.get("after")
-    if after is not None and await store.get_job(after) is None:
-        raise NotFound("the after cursor names no video")
+    after = await after_param(request, store.get_job, "video")
     page = await store.list_jobs(status, limit_param(request), after)
     return list_response(
         page.items,
@@ -168,7 +168,7 @@ def _require_configured_provider(request: Request, body: CreateVideo) -> None:
     name = body.provider()
     raise InvalidRequest.field(
         "model",
-        f"provider {name!r} is not configured here (set VIDEOHOOKS_{name.upper()}_API_KEY; "
+        f"provider {name!r} is not configured here (set {how_to_configure(handler_class(name))}; "
         f"see docs/providers/{name}.md)",
     )
 

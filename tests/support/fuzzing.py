@@ -15,12 +15,13 @@ from pathlib import Path
 
 import httpx2 as httpx
 
+from handlers import handler_class, implemented
 from service.server import bind
 from tests.support.service import API_KEY
 
 # Every provider configured (so that every model id the schema allows is accepted), its API at a
 # loopback port where nothing listens: a `web` process never calls it anyway.
-PROVIDERS = ("bifrost", "nanogpt", "apifree", "hedra", "openrouter", "openai", "replicate", "fal")
+PROVIDERS = tuple(name for name in implemented() if name != "simulator")
 
 
 def fuzz_env(folder: Path, **settings: str) -> dict[str, str]:
@@ -32,7 +33,8 @@ def fuzz_env(folder: Path, **settings: str) -> dict[str, str]:
         "VIDEOHOOKS_LOG_LEVEL": "WARNING",
     }
     for name in PROVIDERS:
-        env[f"VIDEOHOOKS_{name.upper()}_API_KEY"] = "fuzz"
+        for credential in handler_class(name).credentials:
+            env[f"VIDEOHOOKS_{name.upper()}_{credential}"] = "fuzz"
         env[f"VIDEOHOOKS_{name.upper()}_BASE_URL"] = "http://127.0.0.1:9"
     return env | {f"VIDEOHOOKS_{key.upper()}": value for key, value in settings.items()}
 
