@@ -308,21 +308,31 @@ class CreateSubscription(SubscriptionFields):
         return list(dict.fromkeys(value))
 
 
+def _unset(schema: dict[str, Any], **extra: Any) -> None:
+    """A field that may be left out but never be null: its schema states no (null) default."""
+    schema.pop("default", None)
+    schema.update(extra)
+
+
 class UpdateSubscription(SubscriptionFields):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"rate_limit": 5, "status": "active"}]}
     )
 
-    # Optional but never null: SkipJsonSchema keeps null out of the document, the validator out
-    # of the request.
+    # Optional but never null: SkipJsonSchema keeps null out of the document (and _unset its
+    # default, which no string is), the validator out of the request.
     url: str | SkipJsonSchema[None] = Field(
         default=None,
         max_length=2000,
         description=SUBSCRIBER_URL_DESCRIPTION,
-        json_schema_extra={"pattern": URL_PATTERN},
+        json_schema_extra=lambda schema: _unset(schema, pattern=URL_PATTERN),
     )
-    events: Annotated[list[EventType], Field(min_length=1)] | SkipJsonSchema[None] = None
-    status: Literal["active", "disabled"] | SkipJsonSchema[None] = None
+    events: Annotated[list[EventType], Field(min_length=1)] | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=lambda schema: _unset(schema)
+    )
+    status: Literal["active", "disabled"] | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=lambda schema: _unset(schema)
+    )
 
     @field_validator("url", "events", "status", mode="before")
     @classmethod

@@ -150,7 +150,7 @@ async def test_hook_requests_are_validated(env):
         unknown = await svc.api.get("/v1/hooks", params={"url": "x"})
         assert unknown.status_code == 422
         bad_cursor = await svc.api.get("/v1/hooks", params={"after": "hook_nope"})
-        assert bad_cursor.status_code == 422
+        assert bad_cursor.status_code == 404
 
 
 async def test_many_hooks_page_with_a_cursor_and_are_found_by_target_url(env):
