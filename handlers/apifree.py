@@ -13,8 +13,9 @@ completed, failed; progress a percentage). Where the docs are silent:
 - They show no failed task. Its `error` is read as OpenAI's `{code, message}`
   (https://developers.openai.com/api/reference/resources/videos/methods/retrieve), or a string.
 Our duration becomes `seconds` (a string). An image_url is uploaded as `input_reference`: a data:
-URL is decoded here; an https URL is fetched by videohooks with the shared client (so within the
-provider timeout), at most 20 MiB, redirects not followed.
+URL is decoded here; any other URL is fetched by videohooks through the egress guard
+(`handlers.http.fetch`: the URL and every redirect hop held to the policy subscriber URLs are held
+to), within the provider timeout, at most 20 MiB.
 
 Paying once: the two pages above are the whole video API: no idempotency key, no list of tasks to
 find one by a reference of ours, no webhooks. Reconciliation is `none`.
@@ -47,7 +48,7 @@ from handlers.base import (
     normalize_progress,
     normalize_status,
 )
-from handlers.http import parse, request_json, stream
+from handlers.http import fetch, parse, request_json, stream
 
 DEFAULT_BASE_URL = "https://api.apifree.ai"
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -116,11 +117,9 @@ def decode_data_url(url: str) -> Image:
         raise PermanentError("image_url is a data: URL with invalid base64") from None
 
 
-async def download_image(http: httpx.AsyncClient, url: str) -> Image:
-    if not url.startswith("https://"):
-        raise PermanentError("apifree takes an https image_url or a data: URL")
+async def download_image(egress: httpx.AsyncClient | None, url: str) -> Image:
     data = bytearray()
-    async with stream(http, "GET", url) as response:
+    async with fetch(egress, url) as response:
         # Counted as it arrives, so an endless or oversized body is cut off at the cap.
         async for chunk in response.aiter_bytes():
             data += chunk
@@ -163,7 +162,7 @@ class Handler(HttpProvider):
     async def image(self, image_url: str) -> Image:
         if image_url.startswith("data:"):
             return decode_data_url(image_url)
-        return await download_image(self.http, image_url)
+        return await download_image(self.egress, image_url)
 
     async def fetch_status(self, provider_job_id: str) -> ProviderStatus:
         url = f"{self.base_url}/v1/videos/{provider_job_id}"

@@ -208,6 +208,14 @@ class Provider(Protocol):
     #   webhook          only the provider's webhook to this attempt's receiver URL can tell;
     #   none             nothing can: the job fails with `submission_uncertain`.
     reconciliation: ClassVar[Reconciliation]
+    # The VIDEOHOOKS_<PROVIDER>_<NAME> variables it reads from `ProviderConfig.options`.
+    option_names: ClassVar[frozenset[str]]
+    # The VIDEOHOOKS_<PROVIDER>_<NAME> variables that configure it (`configured`): what a message
+    # that says how to configure it names, and known variables at start like `option_names`.
+    credentials: ClassVar[tuple[str, ...]]
+    # The client for URLs from a user or a provider's payload: the service's egress guard, set
+    # by the service after construction (see `HttpProvider.egress`).
+    egress: httpx.AsyncClient | None
 
     @property
     def configured(self) -> bool: ...
@@ -270,6 +278,15 @@ class HttpProvider:
     default_base_url: ClassVar[str]
     auth_header: ClassVar[str] = "authorization"
     auth_scheme: ClassVar[str] = "Bearer "
+    # The VIDEOHOOKS_<PROVIDER>_<NAME> variables the handler reads from `config.options`, beyond
+    # API_KEY, BASE_URL and WEBHOOK_SECRET: any other is warned about at start as unknown.
+    option_names: ClassVar[frozenset[str]] = frozenset()
+    credentials: ClassVar[tuple[str, ...]] = ("API_KEY",)
+    # `self.http` reaches the provider's API (its configured base URL). Any URL that comes from a
+    # user or from the provider's payload (an image_url to upload, a file a payload points at) is
+    # read with `handlers.http.fetch(self.egress, url)` instead: the egress guard the service sets
+    # here. Left None (a handler built without the service), such fetches are refused.
+    egress: httpx.AsyncClient | None = None
 
     def __init__(self, config: ProviderConfig, http: httpx.AsyncClient) -> None:
         self.config = config
@@ -304,3 +321,10 @@ class HttpProvider:
 
     def parse_webhook(self, body: bytes) -> ProviderStatus:
         raise TransientError(f"{self.name} does not send webhooks")
+
+
+def how_to_configure(provider: type[Provider] | Provider) -> str:
+    """What to set so that a provider is configured, e.g. "VIDEOHOOKS_KLING_ACCESS_KEY and
+    VIDEOHOOKS_KLING_SECRET_KEY"."""
+    prefix = f"VIDEOHOOKS_{provider.name.upper()}_"
+    return " and ".join(prefix + name for name in provider.credentials)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import math
 import time
 from collections.abc import Mapping
@@ -45,6 +44,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel
 
+from handlers import strictjson
 from handlers.base import (
     HttpProvider,
     JobError,
@@ -224,6 +224,7 @@ class Handler(HttpProvider):
     webhooks = True
     reconciliation = "webhook"
     auth_scheme = "Key "
+    option_names = frozenset({"JWKS_URL"})
 
     def __init__(self, config: ProviderConfig, http: httpx.AsyncClient) -> None:
         super().__init__(config, http)
@@ -286,7 +287,7 @@ class Handler(HttpProvider):
 
     def parse_webhook(self, body: bytes) -> ProviderStatus:
         try:
-            data = json.loads(body)
+            data = strictjson.loads(body)
         except ValueError:
             raise TransientError("fal webhook is not JSON") from None
         hook = parse(WebhookBody, data)

@@ -11,7 +11,11 @@ never arrived (no connection, DNS or TLS failure, a pool timeout) or that the pr
 as not processed (429) is plainly transient: for a submission, only those are safe to send again.
 
 `request_json` reads JSON answers; `stream` opens a download (a video, an image) to be read as it
-arrives, and `stream_with_credential` one that only the provider's key opens.
+arrives, and `stream_with_credential` one that only the provider's key opens. These are for the
+provider's own API (its base URL, which the operator configures). A URL that comes from a user or
+from a provider's payload (an image to upload, a file to fetch, where a download redirects to) is
+read with `fetch` through the handler's `egress` client, the service's egress guard
+(service/urls.py): a refused URL or address is an `EgressRefused`, a PermanentError here.
 """
 
 from __future__ import annotations
@@ -25,10 +29,16 @@ from typing import Any, TypeVar
 import httpx2 as httpx
 from pydantic import BaseModel, ValidationError
 
+from handlers import strictjson
 from handlers.base import PermanentError, TransientError, UncertainError
 
 MAX_MESSAGE = 1000
 Model = TypeVar("Model", bound=BaseModel)
+
+
+class EgressRefused(Exception):
+    """Raised by the egress client when the policy refuses a URL or every address its host
+    resolves to (see service/urls.py)."""
 
 
 async def request_json(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> Any:
@@ -37,7 +47,7 @@ async def request_json(http: httpx.AsyncClient, method: str, url: str, **kwargs:
         response = await http.request(method, url, **kwargs)
     _check(response, host)
     try:
-        return response.json()
+        return strictjson.loads(response.content)
     except ValueError:
         code = response.status_code
         raise TransientError(f"{host} answered malformed JSON (HTTP {code})") from None
@@ -60,10 +70,15 @@ async def stream(
 
 @asynccontextmanager
 async def stream_with_credential(
-    http: httpx.AsyncClient, url: str, credential: Mapping[str, str], **kwargs: Any
+    http: httpx.AsyncClient,
+    egress: httpx.AsyncClient | None,
+    url: str,
+    credential: Mapping[str, str],
+    **kwargs: Any,
 ) -> AsyncIterator[httpx.Response]:
-    """GET `url` with `credential` (headers), as `stream` does. A redirect (to the storage that
-    holds the file) is followed without the credential: httpx would strip only an Authorization
+    """GET `url` of the provider's API with `credential` (headers), as `stream` does. A redirect
+    (to the storage that holds the file) is a URL the provider chose: it is followed through the
+    egress guard (`fetch`), without the credential — httpx would strip only an Authorization
     header, and carry any other (an `x-goog-api-key`) to wherever the redirect points."""
     host = httpx.URL(url).host
     async with AsyncExitStack() as responses:
@@ -71,22 +86,37 @@ async def stream_with_credential(
             response = await responses.enter_async_context(
                 http.stream("GET", url, headers=credential, follow_redirects=False, **kwargs)
             )
-            if response.is_redirect:
-                target = response.url.join(response.headers["location"])
-                await response.aclose()
-                response = await responses.enter_async_context(
-                    http.stream("GET", target, follow_redirects=True)
-                )
-            if not response.is_success:
-                await response.aread()
-                _check(response, response.url.host)
-            yield response
+        if response.is_redirect:
+            target = str(response.url.join(response.headers["location"]))
+            await response.aclose()
+            response = await responses.enter_async_context(fetch(egress, target))
+        elif not response.is_success:
+            await response.aread()
+            _check(response, host)
+        yield response
+
+
+@asynccontextmanager
+async def fetch(
+    egress: httpx.AsyncClient | None, url: str, **kwargs: Any
+) -> AsyncIterator[httpx.Response]:
+    """GET a URL that came from a user or a provider's payload, through the egress guard, without
+    the provider's credentials; redirects are followed, each hop checked again. A handler that was
+    given no egress client (`HttpProvider.egress` is None) fetches nothing."""
+    if egress is None:
+        raise PermanentError("this handler has no egress client: it cannot fetch user URLs")
+    async with stream(egress, "GET", url, follow_redirects=True, **kwargs) as response:
+        yield response
 
 
 @contextmanager
 def _transport_errors(host: str | None) -> Iterator[None]:
     try:
         yield
+    except EgressRefused as exc:
+        raise PermanentError(f"refused by the egress policy: {exc}") from None
+    except httpx.TooManyRedirects:
+        raise PermanentError(f"{host} redirected too many times") from None
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         # Nothing was sent: no connection (refused, DNS, TLS), or no free connection in time.
         raise TransientError(f"could not reach {host}: {type(exc).__name__}") from None
@@ -122,7 +152,7 @@ def parse(model: type[Model], data: Any) -> Model:
 
 def provider_message(response: httpx.Response) -> str:
     try:
-        data = response.json()
+        data = strictjson.loads(response.content)
     except ValueError:
         return response.text.strip()[:MAX_MESSAGE] or f"HTTP {response.status_code}"
     return (message_in(data) or response.text.strip())[:MAX_MESSAGE]

@@ -30,7 +30,6 @@ Readings where the docs leave room:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from urllib.parse import quote
@@ -39,6 +38,7 @@ import httpx2 as httpx
 import jwt
 from pydantic import BaseModel, Field
 
+from handlers import strictjson
 from handlers.base import (
     HttpProvider,
     JobError,
@@ -49,6 +49,7 @@ from handlers.base import (
     Status,
     SubmitRequest,
     TransientError,
+    how_to_configure,
     normalize_status,
 )
 from handlers.http import parse, request_json
@@ -152,6 +153,7 @@ class Handler(HttpProvider):
     default_base_url = DEFAULT_BASE_URL
     webhooks = True
     reconciliation = "lookup"
+    credentials = ("ACCESS_KEY", "SECRET_KEY")
 
     def __init__(self, config: ProviderConfig, http: httpx.AsyncClient) -> None:
         super().__init__(config, http)
@@ -165,10 +167,7 @@ class Handler(HttpProvider):
     @property
     def headers(self) -> dict[str, str]:
         if self.api_token is None:
-            raise PermanentError(
-                "kling is not configured: set VIDEOHOOKS_KLING_ACCESS_KEY and "
-                "VIDEOHOOKS_KLING_SECRET_KEY"
-            )
+            raise PermanentError(f"kling is not configured: set {how_to_configure(self)}")
         return {"authorization": f"Bearer {self.api_token.current()}"}
 
     async def submit(self, request: SubmitRequest) -> ProviderStatus:
@@ -205,7 +204,7 @@ class Handler(HttpProvider):
 
     def parse_webhook(self, body: bytes) -> ProviderStatus:
         try:
-            data = json.loads(body)
+            data = strictjson.loads(body)
         except ValueError:
             raise TransientError("kling callback is not JSON") from None
         return parse(Task, data).report(None)

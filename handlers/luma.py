@@ -32,11 +32,11 @@ Choices where the docs leave room:
 
 from __future__ import annotations
 
-import json
 from urllib.parse import quote
 
 from pydantic import BaseModel
 
+from handlers import strictjson
 from handlers.base import (
     HttpProvider,
     JobError,
@@ -125,7 +125,7 @@ class Handler(HttpProvider):
         """What an (unsigned) callback claims: the receiver checks it names this job's generation,
         and the worker then asks Luma instead of believing it."""
         try:
-            data = json.loads(body)
+            data = strictjson.loads(body)
         except ValueError:
             raise TransientError("luma callback is not JSON") from None
         return parse(Generation, data).report()

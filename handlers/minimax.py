@@ -35,7 +35,6 @@ Readings where the docs leave room:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,6 +43,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
+from handlers import strictjson
 from handlers.base import (
     Content,
     HttpProvider,
@@ -57,7 +57,7 @@ from handlers.base import (
     UncertainError,
     normalize_status,
 )
-from handlers.http import parse, request_json, stream
+from handlers.http import fetch, parse, request_json
 
 DEFAULT_BASE_URL = "https://api.minimax.io"
 
@@ -165,13 +165,14 @@ class Handler(HttpProvider):
         url = retrieved.file.download_url
         if urlsplit(url).scheme not in ("http", "https"):
             raise TransientError(f"minimax gave a download_url that is not http(s): {url[:100]!r}")
-        async with stream(self.http, "GET", url, follow_redirects=True) as got:
+        # A URL from MiniMax's payload: fetched through the egress guard, like any user URL.
+        async with fetch(self.egress, url) as got:
             yield Content(got.headers.get("content-type", "video/mp4"), got.aiter_bytes())
 
     def handshake(self, body: bytes) -> dict[str, Any] | None:
         """MiniMax's check of a callback URL: `{"challenge": …}`, answered with the same value."""
         try:
-            data = json.loads(body)
+            data = strictjson.loads(body)
         except ValueError:
             return None
         if isinstance(data, dict) and data.get("challenge") is not None:
@@ -180,7 +181,7 @@ class Handler(HttpProvider):
 
     def parse_webhook(self, body: bytes) -> ProviderStatus:
         try:
-            data = json.loads(body)
+            data = strictjson.loads(body)
         except ValueError:
             raise TransientError("minimax callback is not JSON") from None
         task = parse(Task, data)

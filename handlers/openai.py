@@ -24,13 +24,13 @@ answer. Reconciliation is `none`.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from pydantic import BaseModel
 
+from handlers import strictjson
 from handlers.base import (
     Content,
     HttpProvider,
@@ -154,7 +154,7 @@ class Handler(HttpProvider):
 
     def parse_webhook(self, body: bytes) -> ProviderStatus:
         try:
-            data = json.loads(body)
+            data = strictjson.loads(body)
         except ValueError:
             raise TransientError("openai webhook is not JSON") from None
         return parse(Event, data).report()

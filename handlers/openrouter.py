@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -42,6 +41,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
+from handlers import strictjson
 from handlers.base import (
     Content,
     HttpProvider,
@@ -164,7 +164,7 @@ class Handler(HttpProvider):
 
     def parse_webhook(self, body: bytes) -> ProviderStatus:
         try:
-            data = json.loads(body)
+            data = strictjson.loads(body)
         except ValueError:
             raise TransientError("openrouter webhook is not JSON") from None
         return parse(WebhookEvent, data).data.report()

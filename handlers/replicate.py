@@ -27,7 +27,6 @@ uncertain submission is adopted within seconds. Reconciliation is `webhook`.
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import re
 from collections.abc import Mapping
@@ -36,6 +35,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from handlers import strictjson
 from handlers.base import (
     HttpProvider,
     JobError,
@@ -139,7 +139,7 @@ class Handler(HttpProvider):
 
     def parse_webhook(self, body: bytes) -> ProviderStatus:
         try:
-            data = json.loads(body)
+            data = strictjson.loads(body)
         except ValueError:
             raise TransientError("replicate webhook is not JSON") from None
         return parse(Prediction, data).report()

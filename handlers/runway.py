@@ -114,6 +114,7 @@ class Task(BaseModel):
 class Handler(HttpProvider):
     name = "runway"
     default_base_url = DEFAULT_BASE_URL
+    option_names = frozenset({"VERSION"})
 
     @property
     def headers(self) -> dict[str, str]:

@@ -27,12 +27,12 @@ Readings where the docs leave room:
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
 from pydantic import BaseModel
 
+from handlers import strictjson
 from handlers.base import (
     HttpProvider,
     JobError,
@@ -126,7 +126,7 @@ class Handler(HttpProvider):
 
     def parse_webhook(self, body: bytes) -> ProviderStatus:
         try:
-            data = json.loads(body)
+            data = strictjson.loads(body)
         except ValueError:
             raise TransientError("seedance callback is not JSON") from None
         return parse(Task, data).report()

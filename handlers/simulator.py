@@ -39,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from handlers import strictjson
 from handlers.base import (
     HttpProvider,
     JobError,
@@ -125,7 +126,7 @@ class Handler(HttpProvider):
 
     def parse_webhook(self, body: bytes) -> ProviderStatus:
         try:
-            data = json.loads(body)
+            data = strictjson.loads(body)
         except ValueError:
             raise TransientError("simulator webhook is not JSON") from None
         return parse(SimVideo, data).report()
@@ -189,7 +190,7 @@ class SimulatorServer:
         if not self._authorized(request):
             return _unauthorized()
         try:
-            payload = await request.json()
+            payload = strictjson.loads(await request.body())
             script = Script.model_validate(payload.get("simulate") or {})
             model = str(payload.get("model") or "default")
         except (ValueError, AttributeError, ValidationError) as exc:
@@ -344,7 +345,7 @@ def _decode_id(video_id: str) -> tuple[str, float, Script]:
         raise ValueError("not a simulator id")
     raw = video_id.removeprefix("sim_")
     try:
-        state = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        state = strictjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         return str(state["m"]), float(state["t"]), Script.model_validate(state["s"])
     except (ValueError, KeyError, TypeError, ValidationError):
         raise ValueError("not a simulator id") from None

@@ -201,7 +201,7 @@ class Handler(HttpProvider):
             return
         url = f"{self.base_url}/files/{_file_id(video.uri)}:download"
         async with stream_with_credential(
-            self.http, url, self.headers, params={"alt": "media"}
+            self.http, self.egress, url, self.headers, params={"alt": "media"}
         ) as got:
             yield Content(got.headers.get("content-type", content_type), got.aiter_bytes())
 

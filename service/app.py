@@ -25,7 +25,6 @@ from service.api import (
     subscriptions,
     videos,
 )
-from service.api.common import NUL, NUL_REFUSED
 from service.context import Context
 from service.dashboard import Dashboard
 from service.errors import (
@@ -118,9 +117,12 @@ def _route(path: str, any_query: bool = False, **endpoints: Endpoint) -> Route:
         unknown = set(request.query_params) - allowed[method]
         if unknown and not any_query:
             raise InvalidRequest.field(sorted(unknown)[0], "is not a parameter of this operation")
-        for name, value in (*request.query_params.multi_items(), *request.path_params.items()):
-            if NUL in value:
-                raise InvalidRequest.field(name, NUL_REFUSED)
+        # No id holds U+0000, and PostgreSQL cannot even compare a string that does.
+        if any("\x00" in str(value) for value in request.path_params.values()):
+            raise NotFound("no such object")
+        for name, value in request.query_params.multi_items():
+            if "\x00" in value:
+                raise InvalidRequest.field(name, "must not hold U+0000")
         return await endpoints[method](request)
 
     return Route(path, dispatch, methods=[method.upper() for method in endpoints])

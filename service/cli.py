@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 import time
@@ -155,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"videohooks: bad configuration: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
+    for warning in settings.warnings:
+        logging.getLogger("videohooks.settings").warning(warning)
     try:
         return run(_dispatch(args, settings))
     except ConfigError as exc:  # found at start: a stored secret no configured key opens

@@ -16,13 +16,14 @@ import httpx2 as httpx
 from handlers import handler_class, implemented
 from handlers.base import Provider
 from handlers.simulator import SimulatorServer
+from service import __version__
 from service.api_keys import KeyCheck, hash_api_key
 from service.callbacks import CallbackSecrets
 from service.database import open_database
 from service.delivery import Sender, open_session
 from service.settings import Settings
 from service.tokens import InvalidToken, ReceiverTokens
-from service.urls import UrlPolicy
+from service.urls import UrlPolicy, guarded_client
 from storage import Store
 
 
@@ -35,6 +36,8 @@ class Context:
     callback_secrets: CallbackSecrets
     url_policy: UrlPolicy
     http: httpx.AsyncClient
+    # The handlers' client for user- and payload-supplied URLs: the egress guard.
+    egress: httpx.AsyncClient
     sender: Sender
     # Where this process's own API answers (for the simulator), when it serves HTTP.
     self_url: str
@@ -104,8 +107,10 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
             timeout=httpx.Timeout(
                 settings.provider_timeout, connect=min(5.0, settings.provider_timeout)
             ),
-            headers={"user-agent": "videohooks/0.1"},
+            headers={"user-agent": f"videohooks/{__version__}"},
         )
+        policy = UrlPolicy(settings.allow_private_urls, settings.allowed_cidrs)
+        egress = guarded_client(policy, settings.provider_timeout)
         providers: dict[str, Provider] = {}
         simulator = None
         for name in implemented():
@@ -135,7 +140,7 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
                     own_receiver=own_receiver(settings.public_url, tokens, "simulator"),
                 )
             providers[name] = handler_class(name)(config, http)
-        policy = UrlPolicy(settings.allow_private_urls, settings.allowed_cidrs)
+            providers[name].egress = egress
         session = open_session(settings, policy)
         context = Context(
             settings=settings,
@@ -145,6 +150,7 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
             callback_secrets=CallbackSecrets(store, settings.callback_secrets),
             url_policy=policy,
             http=http,
+            egress=egress,
             sender=Sender(session, policy),
             self_url=own_url,
             simulator=simulator,
@@ -157,6 +163,7 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
             if simulator is not None:
                 await simulator.aclose()
             await http.aclose()
+            await egress.aclose()
             await session.close()
     finally:
         await store.close()

@@ -21,6 +21,7 @@ import time
 from service import metrics
 from service.context import Context
 from service.delivery import Outcome
+from service.models import MIN_RATE_LIMIT
 from service.retry import DeliverySchedule
 from storage.records import AttemptResult, DeliveryTask
 
@@ -96,7 +97,9 @@ class Dispatcher:
         limited: dict[tuple[str, float], list[DeliveryTask]] = {}
         for task in claimed:
             if task.rate_limit and task.subscription_id:
-                limited.setdefault((task.subscription_id, task.rate_limit), []).append(task)
+                # A rate saved before the API refused tiny ones must not make 1/rate infinite.
+                rate = max(task.rate_limit, MIN_RATE_LIMIT)
+                limited.setdefault((task.subscription_id, rate), []).append(task)
             else:
                 paced.append((task, 0.0))
         for (subscription_id, rate), tasks in limited.items():

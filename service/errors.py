@@ -6,6 +6,7 @@
     ├── Unauthorized          401 unauthorized
     ├── NotFound              404 not_found
     ├── IdempotencyConflict   409 idempotency_conflict
+    ├── SubscriptionDisabled  409 subscription_disabled (enable it before recovering or replaying)
     ├── PayloadTooLarge       413 payload_too_large
     ├── InvalidRequest        422 invalid_request (details: [{"field", "message"}])
     ├── RateLimited           429 rate_limited
@@ -50,6 +51,10 @@ class NotFound(ApiError):
 
 class IdempotencyConflict(ApiError):
     status, code = 409, "idempotency_conflict"
+
+
+class SubscriptionDisabled(ApiError):
+    status, code = 409, "subscription_disabled"
 
 
 class PayloadTooLarge(ApiError):

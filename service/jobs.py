@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from handlers import handler_class, implemented
 from handlers.base import (
     JobError,
     PermanentError,
@@ -27,6 +28,7 @@ from handlers.base import (
     SubmitRequest,
     TransientError,
     UncertainError,
+    how_to_configure,
     names_job,
 )
 from service import metrics, reconcile
@@ -320,8 +322,9 @@ class JobEngine:
         if provider is not None and provider.configured:
             return provider
         metrics.SUBMISSIONS.labels(job.provider, "not_configured").inc()
-        variable = f"VIDEOHOOKS_{job.provider.upper()}_API_KEY"
-        message = f"provider {job.provider!r} is not configured (set {variable})"
+        found = handler_class(job.provider) if job.provider in implemented() else None
+        hint = f" (set {how_to_configure(found)})" if found is not None else ""
+        message = f"provider {job.provider!r} is not configured{hint}"
         await self.attempt_failed(job, JobError(code="provider_not_configured", message=message))
         return None
 

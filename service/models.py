@@ -6,9 +6,12 @@ import re
 from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from handlers import implemented
 from handlers.base import CONTENT_URL_PREFIX
+from handlers.strictjson import MAX_DEPTH, MAX_NUMBER
+from service.urls import URL_GRAMMAR
 from storage.records import Attempt as AttemptRecord
 from storage.records import Delivery as DeliveryRecord
 from storage.records import Job
@@ -18,13 +21,39 @@ EventType = Literal["video.completed", "video.failed"]
 EVENT_TYPES: tuple[str, ...] = ("video.completed", "video.failed")
 VideoStatus = Literal["queued", "in_progress", "completed", "failed"]
 MAX_METADATA_KEYS = 16
-_MODEL = re.compile(r"^([a-z0-9_-]+)/(\S+)$")
+_MODEL = re.compile("([a-z0-9_-]+)/[!-~]+")
+# Unix seconds: up to the largest integer a double holds exactly.
+MAX_UNIX_SECONDS = 2**53 - 1
+MIN_RATE_LIMIT = 0.01
+# No string may hold U+0000 (PostgreSQL stores none); the JSON reader refuses it everywhere
+# (handlers/strictjson.py) and the OpenAPI document states it on every free-text field.
+NO_NUL = "^[^\\u0000]*$"
+URL_PATTERN = f"^{URL_GRAMMAR}$"
+IMAGE_URL_PATTERN = f"^(?:data:[^\\u0000]*|{URL_GRAMMAR})$"
+# Any JSON value within the reader's limits, for `input` (components/schemas/JsonValue).
+JSON_VALUE_REF = {"$ref": "#/components/schemas/JsonValue"}
+JSON_VALUE = {
+    "anyOf": [
+        {"type": "null"},
+        {"type": "boolean"},
+        {"type": "number", "minimum": -MAX_NUMBER, "maximum": MAX_NUMBER},
+        {"type": "string", "pattern": NO_NUL},
+        {"type": "array", "items": JSON_VALUE_REF},
+        {
+            "type": "object",
+            "additionalProperties": JSON_VALUE_REF,
+            "propertyNames": {"pattern": NO_NUL},
+        },
+    ],
+    "description": "any JSON value: no U+0000 in strings, numbers within a double, nesting at"
+    f" most {MAX_DEPTH} levels",
+}
 
 T = TypeVar("T")
 
 
 def _model_id(value: str) -> str:
-    match = _MODEL.match(value)
+    match = _MODEL.fullmatch(value)
     if match is None:
         raise ValueError("must be provider/model, e.g. simulator/default or nanogpt/veo3")
     provider, known = match.group(1), ", ".join(implemented())
@@ -37,10 +66,16 @@ def _model_id(value: str) -> str:
 # the readable error.
 ModelId = Annotated[
     str,
-    Field(max_length=200, json_schema_extra={"pattern": f"^({'|'.join(implemented())})/\\S+$"}),
+    Field(max_length=200, json_schema_extra={"pattern": f"^({'|'.join(implemented())})/[!-~]+$"}),
     AfterValidator(_model_id),
 ]
-ShortText = Annotated[str, Field(max_length=200)]
+
+
+def _text(max_length: int, **constraints: Any) -> Any:
+    return Field(max_length=max_length, json_schema_extra={"pattern": NO_NUL}, **constraints)
+
+
+ShortText = Annotated[str, _text(200)]
 
 
 class Strict(BaseModel):
@@ -49,25 +84,68 @@ class Strict(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _integral(cls, value: Any) -> Any:
+        """JSON has one number type, and JSON Schema calls 1227.0 an integer: so does the API
+        (a float field takes the int back as the same number)."""
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
 
 class CreateVideo(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "simulator/default",
+                    "prompt": "a red fox running through snow, golden hour",
+                    "duration": 8,
+                    "metadata": {"user_id": "42"},
+                }
+            ]
+        }
+    )
+
     model: ModelId
-    prompt: str | None = Field(default=None, max_length=20_000)
-    negative_prompt: str | None = Field(default=None, max_length=20_000)
+    prompt: Annotated[str, _text(20_000)] | None = None
+    negative_prompt: Annotated[str, _text(20_000)] | None = None
     duration: float | None = Field(default=None, gt=0, le=3600)
     resolution: ShortText | None = None
     aspect_ratio: ShortText | None = None
     size: ShortText | None = None
     seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
     image_url: str | None = Field(
-        default=None, max_length=900_000, json_schema_extra={"pattern": "^(https?://|data:)"}
+        default=None,
+        max_length=900_000,
+        description="an http(s) URL (held to the egress policy) or a data: URL",
+        json_schema_extra={"pattern": IMAGE_URL_PATTERN},
     )
-    input: dict[str, Any] = Field(default_factory=dict)
+    input: dict[str, Any] = Field(
+        default_factory=dict,
+        json_schema_extra={
+            "additionalProperties": JSON_VALUE_REF,
+            "propertyNames": {"pattern": NO_NUL},
+        },
+    )
     fallback_models: list[ModelId] = Field(default_factory=list, max_length=5)
-    callback_url: str | None = Field(default=None, max_length=2000)
+    callback_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="https, resolving to public addresses (http and private addresses only with"
+        " VIDEOHOOKS_ALLOW_PRIVATE_URLS)",
+        json_schema_extra={"pattern": URL_PATTERN},
+    )
+    # Key rules go in propertyNames: pydantic would state a key pattern as patternProperties,
+    # which lets every other key through.
     metadata: dict[
-        Annotated[str, Field(min_length=1, max_length=40)], Annotated[str, Field(max_length=500)]
-    ] = Field(default_factory=dict, max_length=MAX_METADATA_KEYS)
+        Annotated[str, Field(min_length=1, max_length=40)], Annotated[str, _text(500)]
+    ] = Field(
+        default_factory=dict,
+        max_length=MAX_METADATA_KEYS,
+        json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": 40, "pattern": NO_NUL}},
+    )
 
     @field_validator("metadata")
     @classmethod
@@ -175,9 +253,12 @@ _FILTER_PATH = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 Filter = Annotated[
     dict[
         Annotated[str, Field(max_length=200, pattern=_FILTER_PATH.pattern)],
-        Annotated[str, Field(max_length=500)],
+        Annotated[str, _text(500)],
     ],
-    Field(max_length=16),
+    Field(
+        max_length=16,
+        json_schema_extra={"propertyNames": {"maxLength": 200, "pattern": _FILTER_PATH.pattern}},
+    ),
 ]
 
 
@@ -189,10 +270,11 @@ def _check_filter(value: dict[str, str] | None) -> dict[str, str] | None:
 
 
 class SubscriptionFields(Strict):
-    description: str | None = Field(default=None, max_length=500)
+    description: Annotated[str, _text(500)] | None = None
     filter: Filter | None = None
     max_in_flight: int | None = Field(default=None, ge=1, le=1000)
-    rate_limit: float | None = Field(default=None, gt=0, le=10_000)
+    # Deliveries per second; at least one per 100 s, so that 1/rate stays a sane interval.
+    rate_limit: float | None = Field(default=None, ge=MIN_RATE_LIMIT, le=10_000)
 
     @field_validator("filter")
     @classmethod
@@ -200,8 +282,24 @@ class SubscriptionFields(Strict):
         return _check_filter(value)
 
 
+SUBSCRIBER_URL_DESCRIPTION = (
+    "https, resolving to public addresses (http and private addresses only with"
+    " VIDEOHOOKS_ALLOW_PRIVATE_URLS)"
+)
+
+
 class CreateSubscription(SubscriptionFields):
-    url: str = Field(max_length=2000)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"url": "https://example.com/webhooks", "events": ["video.completed"]}]
+        }
+    )
+
+    url: str = Field(
+        max_length=2000,
+        description=SUBSCRIBER_URL_DESCRIPTION,
+        json_schema_extra={"pattern": URL_PATTERN},
+    )
     events: list[EventType] = Field(default_factory=lambda: list(EVENT_TYPES), min_length=1)
 
     @field_validator("events")
@@ -210,10 +308,31 @@ class CreateSubscription(SubscriptionFields):
         return list(dict.fromkeys(value))
 
 
+def _unset(schema: dict[str, Any], **extra: Any) -> None:
+    """A field that may be left out but never be null: its schema states no (null) default."""
+    schema.pop("default", None)
+    schema.update(extra)
+
+
 class UpdateSubscription(SubscriptionFields):
-    url: str | None = Field(default=None, max_length=2000)
-    events: list[EventType] | None = Field(default=None, min_length=1)
-    status: Literal["active", "disabled"] | None = None
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"rate_limit": 5, "status": "active"}]}
+    )
+
+    # Optional but never null: SkipJsonSchema keeps null out of the document (and _unset its
+    # default, which no string is), the validator out of the request.
+    url: str | SkipJsonSchema[None] = Field(
+        default=None,
+        max_length=2000,
+        description=SUBSCRIBER_URL_DESCRIPTION,
+        json_schema_extra=lambda schema: _unset(schema, pattern=URL_PATTERN),
+    )
+    events: Annotated[list[EventType], Field(min_length=1)] | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=lambda schema: _unset(schema)
+    )
+    status: Literal["active", "disabled"] | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=lambda schema: _unset(schema)
+    )
 
     @field_validator("url", "events", "status", mode="before")
     @classmethod
@@ -255,7 +374,11 @@ HookEvent = Literal["video.completed", "video.failed", "*"]
 
 
 class CreateHook(Strict):
-    target_url: str = Field(max_length=2000, description="where the events are POSTed")
+    target_url: str = Field(
+        max_length=2000,
+        description=f"where the events are POSTed; {SUBSCRIBER_URL_DESCRIPTION}",
+        json_schema_extra={"pattern": URL_PATTERN},
+    )
     event: HookEvent = Field(description="the event type to send, or * for every type")
 
 
@@ -312,14 +435,19 @@ class SubscriptionSecretOut(BaseModel):
 
 
 class Recover(Strict):
-    since: int = Field(ge=0, description="Unix seconds: deliveries created at or after")
-    until: int | None = Field(default=None, ge=0, description="Unix seconds: created before")
+    model_config = ConfigDict(json_schema_extra={"examples": [{"since": 1767225600}]})
+
+    since: int = Field(
+        ge=0, le=MAX_UNIX_SECONDS, description="Unix seconds: deliveries created at or after"
+    )
+    until: int | None = Field(
+        default=None, ge=0, le=MAX_UNIX_SECONDS, description="Unix seconds: created before"
+    )
 
 
 class Redeliver(Strict):
-    subscription_id: str | None = Field(
+    subscription_id: Annotated[str, _text(100)] | None = Field(
         default=None,
-        max_length=100,
         description="only this subscription or hook (default: every target the event had)",
     )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from service.context import Context
-from service.errors import InvalidRequest, NotFound
+from service.errors import InvalidRequest, NotFound, SubscriptionDisabled
 from service.models import (
     AttemptOut,
     CreateHook,
@@ -101,11 +101,11 @@ async def recover(
     while has_more) and idempotent (what is already queued is not queued twice)."""
     current = await subscription(ctx, subscription_id, kind)
     if current.status != "active":
-        raise InvalidRequest.field("status", "the subscription is disabled; enable it first")
+        raise SubscriptionDisabled("the subscription is disabled; enable it first")
     now = time.time()
     until = now if body.until is None else float(body.until)
-    if body.since >= until:
-        raise InvalidRequest.field("since", "must be before until")
+    if body.since >= until:  # an empty period: nothing to recover
+        return Queued(queued=0)
     queued = await ctx.store.recover(current.id, float(body.since), until, now, RECOVER_LIMIT)
     return Queued(queued=queued, has_more=queued == RECOVER_LIMIT)
 

@@ -7,12 +7,14 @@ from storage import Store
 
 
 class RedeliveryRefused(Exception):
-    """The event, or the subscription asked for, cannot take a redelivery; `field` names which."""
+    """The event, or the subscription asked for, cannot take a redelivery; `field` names which,
+    and `missing` tells whether it does not exist (else it is disabled)."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, missing: bool = True) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        self.missing = missing
 
 
 async def redeliver(store: Store, event_id: str, subscription_id: str | None, now: float) -> int:
@@ -25,5 +27,6 @@ async def redeliver(store: Store, event_id: str, subscription_id: str | None, no
         if subscription is None:
             raise RedeliveryRefused("subscription_id", "no such subscription")
         if subscription.status != "active":
-            raise RedeliveryRefused("subscription_id", "the subscription is disabled")
+            message = "the subscription is disabled; enable it first"
+            raise RedeliveryRefused("subscription_id", message, missing=False)
     return await store.redeliver(event_id, subscription_id, now)

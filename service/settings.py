@@ -3,20 +3,25 @@
 Every variable is optional. A bad value raises `ConfigError` naming the variable, which the CLI
 prints as one line before exiting with status 2. Parsing is hand-written rather than
 pydantic-settings so that each error is exactly one readable line naming one variable.
+
+The variables videohooks knows are the ones read here, plus each handler's declared
+`option_names`; any other VIDEOHOOKS_* variable (a typo, say) is named in `Settings.warnings`,
+which the CLI logs at start.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from handlers import PROVIDER_NAMES
+from handlers import PROVIDER_NAMES, handler_class, implemented
 from handlers.base import ProviderConfig
 
 PREFIX = "VIDEOHOOKS_"
@@ -68,18 +73,18 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "auto"
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    # One line for each VIDEOHOOKS_* variable set that videohooks does not read.
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = _Env(os.environ if environ is None else environ)
-        database_url = env.database_url("DATABASE_URL", cls.database_url)
-        encryption_keys = env.encryption_keys("ENCRYPTION_KEY")
-        return cls(
-            database_url=database_url,
+        settings = cls(
+            database_url=env.database_url("DATABASE_URL", cls.database_url),
             public_url=env.url("PUBLIC_URL"),
             api_keys=env.csv("API_KEYS"),
             secret_keys=env.csv("SECRET_KEY"),
-            encryption_keys=encryption_keys,
+            encryption_keys=env.encryption_keys("ENCRYPTION_KEY"),
             callback_secrets=env.whsec_list("CALLBACK_SECRET"),
             retry_schedule=env.schedule("RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE),
             allow_private_urls=env.flag("ALLOW_PRIVATE_URLS", False),
@@ -109,10 +114,20 @@ class Settings:
             log_format=env.choice("LOG_FORMAT", "auto", ("auto", "json", "text")),
             providers={name: env.provider(name) for name in PROVIDER_NAMES},
         )
+        if settings.poll_min > settings.poll_max:
+            raise env.fail(
+                "POLL_MIN",
+                f"{settings.poll_min:g}s is above VIDEOHOOKS_POLL_MAX ({settings.poll_max:g}s)",
+            )
+        return replace(settings, warnings=env.unknown())
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")
+
+
+def _close(name: str, known: set[str]) -> list[str]:
+    return difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
 
 
 def parse_duration(text: str) -> float:
@@ -125,8 +140,11 @@ def parse_duration(text: str) -> float:
 class _Env:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
+        # Every variable asked for: what is known, whether set or not.
+        self.known: set[str] = set()
 
     def raw(self, name: str) -> str | None:
+        self.known.add(PREFIX + name)
         value = self.environ.get(PREFIX + name)
         return value.strip() if value is not None and value.strip() else None
 
@@ -248,8 +266,22 @@ class _Env:
         except ValueError as exc:
             raise self.fail(name, str(exc)) from None
 
+    def unknown(self) -> tuple[str, ...]:
+        return tuple(
+            f"{name} is not a videohooks variable and is ignored"
+            + "".join(f" (did you mean {match}?)" for match in _close(name, self.known))
+            for name in sorted(self.environ)
+            if name.startswith(PREFIX) and name not in self.known
+        )
+
     def provider(self, provider: str) -> ProviderConfig:
         prefix = f"{provider.upper()}_"
+        declared: tuple[str, ...] = ()
+        if provider in implemented():
+            handler = handler_class(provider)
+            declared = (*handler.option_names, *handler.credentials)
+        for name in ("API_KEY", "BASE_URL", "WEBHOOK_SECRET", *declared):
+            self.known.add(PREFIX + prefix + name)
         options = {
             key[len(PREFIX) + len(prefix) :]: value
             for key, value in self.environ.items()

@@ -9,6 +9,8 @@ from functools import lru_cache
 
 from standardwebhooks import Webhook
 
+from service import __version__
+
 
 def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
@@ -31,5 +33,5 @@ def headers(secrets_: list[str], msg_id: str, timestamp: int, body: str) -> dict
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signature_header(secrets_, msg_id, timestamp, body),
         "content-type": "application/json",
-        "user-agent": "videohooks/0.1",
+        "user-agent": f"videohooks/{__version__}",
     }

@@ -254,7 +254,12 @@ class Store(Protocol):
         body: bytes,
         now: float,
         note: JobNote | None = None,
-    ) -> None: ...
+    ) -> bool:
+        """Records a received webhook for the worker; False, and nothing recorded, when it is
+        verified (`trusted`) and the same report is already recorded for this job attempt: a
+        duplicate. An unverified one is always recorded: it is only a reason to ask the provider,
+        and a repeat may come because something changed."""
+        ...
 
     async def add_job_note(self, job_id: str, note: JobNote, now: float) -> None:
         """A line of the job's story from outside (a webhook refused or ignored), up to a bound

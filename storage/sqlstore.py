@@ -11,6 +11,7 @@ drift apart: the same conformance suite runs against both.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
@@ -458,7 +459,10 @@ class SqlStore:
         body: bytes,
         now: float,
         note: JobNote | None = None,
-    ) -> None:
+    ) -> bool:
+        # Only a verified report can be known to repeat one already in; an unverified body is a
+        # reason to ask the provider, and a later one may be the news that it has changed.
+        digest = hashlib.sha256(dumps(report).encode()).hexdigest() if trusted and report else None
         params = {
             "job_id": job_id,
             "provider": provider,
@@ -467,14 +471,19 @@ class SqlStore:
             "report": dumps(report),
             "body": body,
             "now": now,
+            "digest": digest,
         }
 
-        def steps() -> Steps[None]:
-            yield Execute("webhook_insert", params)
+        def steps() -> Steps[bool]:
+            if (yield Execute("webhook_insert", params)) == 0:
+                return False
             yield from told(job_id, note, now, "job_log_insert_capped", cap=JOB_LOG_CAP)
+            return True
 
-        await self._run(steps)
+        if not await self._run(steps):
+            return False
         self.notify("webhooks")
+        return True
 
     async def add_job_note(self, job_id: str, note: JobNote, now: float) -> None:
         await self._run(lambda: told(job_id, note, now, "job_log_insert_capped", cap=JOB_LOG_CAP))

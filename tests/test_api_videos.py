@@ -158,9 +158,11 @@ async def test_list_is_newest_first_with_a_cursor_and_filters(env):
         assert [video["id"] for video in second["data"]] == ids[::-1][2:4]
         done = (await svc.api.get("/v1/videos", params={"status": "completed"})).json()
         assert done["data"] == [] and done["has_more"] is False
-        for params in ({"limit": "0"}, {"limit": "x"}, {"status": "weird"}, {"after": "vid_nope"}):
+        for params in ({"limit": "0"}, {"limit": "x"}, {"limit": "²"}, {"status": "weird"}):
             bad = await svc.api.get("/v1/videos", params=params)
             assert bad.status_code == 422, params
+        unknown = await svc.api.get("/v1/videos", params={"after": "vid_nope"})
+        assert unknown.status_code == 404
 
 
 async def test_unknown_ids_and_routes_are_404_in_the_error_shape(env):

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from handlers import PROVIDER_NAMES, implemented
+from service.addresses import IPV4, IPV6
 from service.settings import Settings
 
 ROOT = Path(__file__).parents[1]
@@ -100,3 +101,9 @@ def test_every_provider_has_its_page_and_its_row():
     for name in implemented():
         assert (ROOT / "docs" / "providers" / f"{name}.md").exists(), name
         assert f"[{name}](providers/{name}.md)" in overview, name
+
+
+def test_security_md_lists_every_refused_range():
+    page = (ROOT / "docs" / "security.md").read_text()
+    listed = set(re.findall(r"^\| `([0-9a-f:./]+)` \|", page, re.M))
+    assert {str(entry.network) for entry in IPV4 + IPV6} <= listed

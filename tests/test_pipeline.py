@@ -7,6 +7,7 @@ import time
 
 import httpx2 as httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from service.tokens import ReceiverTokens
 from tests.support.databases import BACKENDS
@@ -241,6 +242,45 @@ async def test_fifty_concurrent_signed_webhooks_make_one_event(env):
             assert answer.status_code == 200 and answer.json()["applied"] is False
             stored = await svc.video(video["id"])
             assert stored["status"] == "completed" and stored["progress"] == 100
+
+
+def webhooks_counted(result: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "videohooks_webhooks_total", {"provider": "simulator", "result": result}
+    )
+    return value or 0.0
+
+
+async def test_duplicate_and_late_webhooks_count_as_ignored(env):
+    """Of twenty copies of one signed report arriving at once, one is recorded (accepted) and
+    the others change nothing (ignored), whatever the timing; so is a report after the end."""
+    async with fake_provider() as provider:
+        env["VIDEOHOOKS_SIMULATOR_BASE_URL"] = provider.url
+        async with running_service(env) as svc:
+            video = await svc.submit()
+            callback = await _submitted_receiver(svc, provider, video["id"])
+            provider.finish("fake_1")
+            body, headers = signed(simulator_secret(svc), provider.jobs["fake_1"])
+            accepted, ignored = webhooks_counted("accepted"), webhooks_counted("ignored")
+            async with httpx.AsyncClient() as client:
+                answers = await asyncio.gather(
+                    *(client.post(callback, content=body, headers=headers) for _ in range(20))
+                )
+                assert sorted(answer.status_code for answer in answers) == [200] * 19 + [202]
+                assert webhooks_counted("accepted") - accepted == 1
+                assert webhooks_counted("ignored") - ignored == 19
+                await eventually(lambda: _completed(svc, video["id"]))
+                late, late_headers = signed(
+                    simulator_secret(svc), {**provider.jobs["fake_1"], "status": "failed"}
+                )
+                answer = await client.post(callback, content=late, headers=late_headers)
+            assert answer.json() == {"received": True, "applied": False}
+            assert webhooks_counted("accepted") - accepted == 1
+            assert webhooks_counted("ignored") - ignored == 20
+
+
+async def _completed(svc, video_id):
+    return (await svc.video(video_id))["status"] == "completed"
 
 
 async def test_receiver_rejects_forged_tampered_and_foreign_tokens(env):

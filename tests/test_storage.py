@@ -537,3 +537,21 @@ async def test_a_rate_limit_is_one_bucket_whoever_takes_from_it(store, database_
         )
     finally:
         await other.close()
+
+
+async def test_a_webhook_reporting_what_is_recorded_is_not_recorded_again(store):
+    job, _ = await store.create_job(a_job())
+    now = time.time()
+    completed = {"status": "completed"}
+    assert await store.add_webhook(job.id, "simulator", 0, True, completed, b"{}", now)
+    # the same report, however the body differs (a new signature timestamp): a duplicate
+    assert not await store.add_webhook(job.id, "simulator", 0, True, completed, b"{ }", now)
+    # another report, another attempt: each news
+    assert await store.add_webhook(job.id, "simulator", 0, True, {"status": "failed"}, b"", now)
+    assert await store.add_webhook(job.id, "simulator", 1, True, completed, b"{}", now)
+    # unverified, or unreadable: only reasons to ask the provider, each of them recorded
+    assert await store.add_webhook(job.id, "simulator", 0, False, completed, b"{}", now)
+    assert await store.add_webhook(job.id, "simulator", 0, False, completed, b"{}", now)
+    assert await store.add_webhook(job.id, "simulator", 0, False, None, b"a", now)
+    assert await store.add_webhook(job.id, "simulator", 0, False, None, b"a", now)
+    assert len(await store.claim_webhooks("w", now, 10, 30)) == 7

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from handlers import strictjson
 from service.context import Context
-from service.errors import InvalidJson, InvalidRequest
+from service.errors import InvalidJson, InvalidRequest, NotFound
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-# PostgreSQL's text and jsonb cannot hold U+0000: refused at the door, not a 500 in the database.
-NUL = "\x00"
-NUL_REFUSED = "must not contain the NUL character (U+0000)"
+MAX_OUTPUT_INDEX = 1000
+# ASCII digits only: str.isdigit() also takes "²" and other digits int() refuses.
+_WHOLE_NUMBER = re.compile("[0-9]{1,20}")
 
 
 def context(request: Request) -> Context:
@@ -27,40 +29,22 @@ def context(request: Request) -> Context:
 
 
 async def read_json(request: Request, empty_is: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The body as a JSON object; an empty body is `empty_is` where the endpoint allows one."""
+    """The body as a JSON object, read by the one reader with limits (handlers/strictjson.py);
+    an empty body is `empty_is` where the endpoint allows one."""
     body = await request.body()
     if not body.strip():
         if empty_is is not None:
             return empty_is
         raise InvalidJson("the request body is empty; send a JSON object")
     try:
-        data = json.loads(body)
-    except UnicodeDecodeError:
-        raise InvalidJson("the request body is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidJson(
-            f"the request body is not valid JSON: {exc.msg} at position {exc.pos}"
-        ) from None
+        data = strictjson.loads(body)
+    except strictjson.JsonError as exc:
+        raise InvalidJson(f"the request body {exc}") from None
+    except strictjson.JsonLimitError as exc:
+        raise InvalidRequest.field(exc.where, exc.message) from None
     if not isinstance(data, dict):
         raise InvalidRequest.field("body", "must be a JSON object")
-    if (field := _nul_at(data)) is not None:
-        raise InvalidRequest.field(field, NUL_REFUSED)
     return data
-
-
-def _nul_at(data: dict[str, Any]) -> str | None:
-    """The dot path of the first key or string holding a NUL; iterative, since bodies nest deep."""
-    pending: list[tuple[str, Any]] = [("", data)]
-    while pending:
-        path, value = pending.pop()
-        if isinstance(value, str) and NUL in value:
-            return path or "body"
-        if isinstance(value, dict | list):
-            for key, item in value.items() if isinstance(value, dict) else enumerate(value):
-                if NUL in str(key):
-                    return path or "body"
-                pending.append((f"{path}.{key}".lstrip("."), item))
-    return None
 
 
 def validate(model: type[M], data: dict[str, Any]) -> M:
@@ -70,13 +54,29 @@ def validate(model: type[M], data: dict[str, Any]) -> M:
         raise InvalidRequest.from_validation(exc) from None
 
 
-def limit_param(request: Request) -> int:
-    raw = request.query_params.get("limit")
+def int_param(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
+    """A whole-number query parameter: every integer parameter of the API is read here."""
+    raw = request.query_params.get(name)
     if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidRequest.field("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
+        return default
+    if _WHOLE_NUMBER.fullmatch(raw) is None or not minimum <= int(raw) <= maximum:
+        raise InvalidRequest.field(name, f"must be a whole number from {minimum} to {maximum}")
     return int(raw)
+
+
+async def after_param(
+    request: Request, find: Callable[[str], Awaitable[object | None]], kind: str
+) -> str | None:
+    """The `after` cursor of a list: the id of the last item of the previous page, which `find`
+    must still find (404 otherwise, as the OpenAPI document says)."""
+    after = request.query_params.get("after")
+    if after is not None and await find(after) is None:
+        raise NotFound(f"the after cursor names no {kind}")
+    return after
+
+
+def limit_param(request: Request) -> int:
+    return int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
 
 
 def choice_param(request: Request, name: str, choices: Sequence[str]) -> str | None:

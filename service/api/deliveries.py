@@ -6,9 +6,15 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.api.common import choice_param, context, limit_param, list_response
-from service.errors import InvalidRequest
-from service.models import DeliveryOut
+from service.api.common import (
+    after_param,
+    choice_param,
+    context,
+    int_param,
+    limit_param,
+    list_response,
+)
+from service.models import MAX_UNIX_SECONDS, DeliveryOut
 from storage import Store
 from storage.records import DELIVERY_STATUSES, Delivery, Page
 
@@ -20,7 +26,7 @@ async def list_(request: Request) -> Response:
         subscription_id=request.query_params.get("subscription_id"),
         since=since_param(request),
         limit=limit_param(request),
-        after=await after_param(request),
+        after=await after_param(request, store.get_delivery, "delivery"),
     )
     return await render(store, page)
 
@@ -38,16 +44,6 @@ async def render(store: Store, page: Page[Delivery]) -> Response:
 
 
 def since_param(request: Request) -> float | None:
-    raw = request.query_params.get("since")
-    if raw is None:
+    if "since" not in request.query_params:
         return None
-    if not raw.isdigit():
-        raise InvalidRequest.field("since", "must be Unix seconds")
-    return float(raw)
-
-
-async def after_param(request: Request) -> str | None:
-    after = request.query_params.get("after")
-    if after is not None and await context(request).store.get_delivery(after) is None:
-        raise InvalidRequest.field("after", "no such delivery")
-    return after
+    return float(int_param(request, "since", 0, 0, MAX_UNIX_SECONDS))

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from service import redelivery
 from service.api import deliveries as delivery_views
 from service.api.common import (
+    after_param,
     choice_param,
     context,
     json_response,
@@ -19,7 +20,7 @@ from service.api.common import (
     read_json,
     validate,
 )
-from service.errors import InvalidRequest, NotFound
+from service.errors import NotFound, SubscriptionDisabled
 from service.jobs import sample_event
 from service.models import EVENT_TYPES, Queued, Redeliver
 from storage.records import Event
@@ -28,9 +29,7 @@ from storage.records import Event
 async def list_(request: Request) -> Response:
     store = context(request).store
     event_type = choice_param(request, "type", EVENT_TYPES)
-    after = request.query_params.get("after")
-    if after is not None and await store.get_event(after) is None:
-        raise InvalidRequest.field("after", "no such event")
+    after = await after_param(request, store.get_event, "event")
     since = delivery_views.since_param(request)
     page = await store.list_events(event_type, limit_param(request), after, since)
     return list_response(page.items, page.has_more, lambda e: e.payload, lambda e: e.id)
@@ -55,7 +54,7 @@ async def deliveries(request: Request) -> Response:
     page = await store.list_deliveries(
         event_id=event.id,
         limit=limit_param(request),
-        after=await delivery_views.after_param(request),
+        after=await after_param(request, store.get_delivery, "delivery"),
     )
     return await delivery_views.render(store, page)
 
@@ -68,9 +67,8 @@ async def redeliver(request: Request) -> Response:
     try:
         queued = await redelivery.redeliver(store, event.id, body.subscription_id, time.time())
     except redelivery.RedeliveryRefused as exc:
-        if exc.field == "event_id":
-            raise NotFound(exc.message) from None  # removed by retention meanwhile
-        raise InvalidRequest.field(exc.field, exc.message) from None
+        # A missing event was removed by retention meanwhile.
+        raise (NotFound if exc.missing else SubscriptionDisabled)(exc.message) from None
     return json_response(Queued(queued=queued), 202)
 
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from service import operations
 from service.api.common import (
+    after_param,
     context,
     json_response,
     limit_param,
@@ -18,7 +19,7 @@ from service.api.common import (
     read_json,
     validate,
 )
-from service.errors import InvalidRequest, NotFound
+from service.errors import NotFound
 from service.models import CreatedHook, CreateHook, Deleted, HookOut
 from storage.records import Subscription
 
@@ -34,9 +35,7 @@ async def create(request: Request) -> Response:
 
 async def list_(request: Request) -> Response:
     store = context(request).store
-    after = request.query_params.get("after")
-    if after is not None and await _find(request, after) is None:
-        raise InvalidRequest.field("after", "no such hook")
+    after = await after_param(request, lambda id_: _find(request, id_), "hook")
     page = await store.list_subscriptions(
         limit_param(request), after, kind=KIND, url=request.query_params.get("target_url")
     )

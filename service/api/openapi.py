@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -12,9 +13,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service import __version__
-from service.api.common import context
+from service.api.common import MAX_LIMIT, MAX_OUTPUT_INDEX, context
 from service.models import (
     EVENT_TYPES,
+    JSON_VALUE,
+    MAX_UNIX_SECONDS,
+    NO_NUL,
     CallbackSecretOut,
     CreatedHook,
     CreateHook,
@@ -61,6 +65,9 @@ class Operation:
     binary: bool = False
     # Headers of an answer, by status.
     response_headers: tuple[tuple[int, str, str], ...] = ()
+    # OpenAPI links from the success answer: {name: (method, path of the linked operation,
+    # {its path parameter: where the value is in this answer})}; schemathesis follows them.
+    links: tuple[tuple[str, str, str, dict[str, str]], ...] = ()
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -75,12 +82,20 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 def _after(kind: str) -> dict[str, Any]:
     return _query(
-        "after", {"type": "string"}, f"cursor: the id of the last {kind} of the previous page"
+        "after",
+        {"type": "string", "pattern": NO_NUL},
+        f"cursor: the id of the last {kind} of the previous page (404 when no {kind} has it)",
     )
 
 
-LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "page size (default 20)")
-SINCE = _query("since", {"type": "integer", "minimum": 0}, "Unix seconds: created at or after")
+LIMIT = _query(
+    "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "page size (default 20)"
+)
+SINCE = _query(
+    "since",
+    {"type": "integer", "minimum": 0, "maximum": MAX_UNIX_SECONDS},
+    "Unix seconds: created at or after",
+)
 DELIVERY_STATUS = _query(
     "status", {"type": "string", "enum": list(DELIVERY_STATUSES)}, "only deliveries in this status"
 )
@@ -107,6 +122,13 @@ OPERATIONS = (
             ),
         ),
         errors=(400, 401, 409, 413, 422),
+        links=tuple(
+            (name, "get", path, {"video_id": "$response.body#/id"})
+            for name, path in (
+                ("Retrieve", "/v1/videos/{video_id}"),
+                ("Content", "/v1/videos/{video_id}/content"),
+            )
+        ),
     ),
     Operation(
         "get",
@@ -118,7 +140,7 @@ OPERATIONS = (
             LIMIT,
             _after("video"),
         ),
-        errors=(401, 422),
+        errors=(401, 404, 422),
     ),
     Operation(
         "get", "/v1/videos/{video_id}", "Retrieve a video job", {200: Video}, errors=(401, 404)
@@ -128,7 +150,13 @@ OPERATIONS = (
         "/v1/videos/{video_id}/content",
         "An output's bytes (a redirect, or streamed)",
         {200: None, 307: None},
-        query=(_query("output", {"type": "integer", "minimum": 0}, "output index (default 0)"),),
+        query=(
+            _query(
+                "output",
+                {"type": "integer", "minimum": 0, "maximum": MAX_OUTPUT_INDEX},
+                "output index (default 0; 404 past the video's last output)",
+            ),
+        ),
         errors=(401, 404, 422, 502),
         binary=True,
     ),
@@ -139,6 +167,18 @@ OPERATIONS = (
         {201: SubscriptionWithSecret},
         body=CreateSubscription,
         errors=(400, 401, 413, 422),
+        links=tuple(
+            (name, method, path, {"subscription_id": "$response.body#/id"})
+            for name, method, path in (
+                ("Retrieve", "get", "/v1/subscriptions/{subscription_id}"),
+                ("Update", "patch", "/v1/subscriptions/{subscription_id}"),
+                ("Delete", "delete", "/v1/subscriptions/{subscription_id}"),
+                ("Deliveries", "get", "/v1/subscriptions/{subscription_id}/deliveries"),
+                ("Recover", "post", "/v1/subscriptions/{subscription_id}/recover"),
+                ("RotateSecret", "post", "/v1/subscriptions/{subscription_id}/rotate-secret"),
+                ("Test", "post", "/v1/subscriptions/{subscription_id}/test"),
+            )
+        ),
     ),
     Operation(
         "get",
@@ -146,11 +186,15 @@ OPERATIONS = (
         "List subscriptions",
         {200: ListOf[SubscriptionOut]},
         query=(
-            _query("url", {"type": "string"}, "only those delivering to exactly this URL"),
+            _query(
+                "url",
+                {"type": "string", "pattern": NO_NUL},
+                "only those delivering to exactly this URL",
+            ),
             LIMIT,
             _after("subscription"),
         ),
-        errors=(401, 422),
+        errors=(401, 404, 422),
     ),
     Operation(
         "get",
@@ -195,7 +239,7 @@ OPERATIONS = (
         "Queue again the failed and skipped deliveries of a period",
         {202: Queued},
         body=Recover,
-        errors=(400, 401, 404, 413, 422),
+        errors=(400, 401, 404, 409, 413, 422),
     ),
     Operation(
         "post",
@@ -225,11 +269,15 @@ OPERATIONS = (
         "List REST hooks",
         {200: ListOf[HookOut]},
         query=(
-            _query("target_url", {"type": "string"}, "only those sending to exactly this URL"),
+            _query(
+                "target_url",
+                {"type": "string", "pattern": NO_NUL},
+                "only those sending to exactly this URL",
+            ),
             LIMIT,
             _after("hook"),
         ),
-        errors=(401, 422),
+        errors=(401, 404, 422),
     ),
     Operation(
         "get", "/v1/hooks/{hook_id}", "Retrieve a REST hook", {200: HookOut}, errors=(401, 404)
@@ -252,7 +300,7 @@ OPERATIONS = (
             LIMIT,
             _after("event"),
         ),
-        errors=(401, 422),
+        errors=(401, 404, 422),
     ),
     Operation(
         "get",
@@ -286,7 +334,7 @@ OPERATIONS = (
         {202: Queued},
         body=Redeliver,
         optional_body=True,
-        errors=(400, 401, 404, 413, 422),
+        errors=(400, 401, 404, 409, 413, 422),
     ),
     Operation(
         "get",
@@ -295,12 +343,14 @@ OPERATIONS = (
         {200: ListOf[DeliveryOut]},
         query=(
             DELIVERY_STATUS,
-            _query("subscription_id", {"type": "string"}, "only this subscription's"),
+            _query(
+                "subscription_id", {"type": "string", "pattern": NO_NUL}, "only this subscription's"
+            ),
             SINCE,
             LIMIT,
             _after("delivery"),
         ),
-        errors=(401, 422),
+        errors=(401, 404, 422),
     ),
     Operation(
         "get",
@@ -410,6 +460,7 @@ def document(public_url: str | None = None) -> dict[str, Any]:
         "responses": {"200": {"description": "OK", "content": text}},
     }
     paths["/metrics"] = {"get": metrics | {"tags": [_tag("/metrics")]}}
+    definitions.setdefault("$defs", {})["JsonValue"] = JSON_VALUE
     found: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -482,6 +533,7 @@ def _operation(operation: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
     ]
     parameters += list(operation.query) + list(operation.headers)
     result: dict[str, Any] = {
+        "operationId": operation_id(operation.method, operation.path),
         "summary": operation.summary,
         "tags": [_tag(operation.path)],
         "parameters": parameters,
@@ -490,6 +542,12 @@ def _operation(operation: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
         str(status): _response(operation, status, model, refs)
         for status, model in operation.responses.items()
     }
+    if operation.links:
+        success = str(min(operation.responses))
+        result["responses"][success]["links"] = {
+            name: {"operationId": operation_id(method, path), "parameters": parameters}
+            for name, method, path, parameters in operation.links
+        }
     error = {"application/json": {"schema": refs[(ErrorResponse, "serialization")]}}
     for status in operation.errors:
         result["responses"][str(status)] = {"description": _DESCRIPTIONS[status], "content": error}
@@ -526,6 +584,10 @@ def _response(
         schema = refs[(model, "serialization")] if model is not None else {"type": "object"}
         response["content"] = {"application/json": {"schema": schema}}
     return response
+
+
+def operation_id(method: str, path: str) -> str:
+    return method + re.sub("[^A-Za-z0-9]+", "_", path).rstrip("_")
 
 
 def query_names(method: str, path: str) -> frozenset[str]:

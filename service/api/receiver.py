@@ -113,7 +113,7 @@ async def _accept(
     detail = {"outcome": "accepted", "signed": trusted, "provider": job.provider}
     if report is not None:
         detail |= {"status": report.status, "progress": report.progress}
-    await context(request).store.add_webhook(
+    recorded = await context(request).store.add_webhook(
         job.id,
         job.provider,
         job.attempt_no,
@@ -123,13 +123,17 @@ async def _accept(
         time.time(),
         JobNote("webhook", detail),
     )
+    if not recorded:  # the same report is already in: it can change nothing
+        return await _ignored(request, job, "the same signed report already came")
     metrics.WEBHOOKS.labels(job.provider, "accepted").inc()
     return JSONResponse({"received": True}, status_code=202)
 
 
-async def _ignored(request: Request, job: Job) -> Response:
+async def _ignored(request: Request, job: Job, repeated: str | None = None) -> Response:
     # A duplicate or a late report: acknowledged so the provider stops retrying.
-    if job.terminal:
+    if repeated is not None:
+        await _tell(request, job, "duplicate", repeated)
+    elif job.terminal:
         await _tell(request, job, "duplicate", f"the job is already {job.status}")
     else:
         await _tell(request, job, "ignored", "it reports on an earlier attempt (a fallback ran)")

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from service import operations
 from service.api import deliveries as delivery_views
 from service.api.common import (
+    after_param,
     choice_param,
     context,
     json_response,
@@ -19,7 +20,7 @@ from service.api.common import (
     read_json,
     validate,
 )
-from service.errors import InvalidRequest, NotFound
+from service.errors import NotFound
 from service.models import (
     CreateSubscription,
     Deleted,
@@ -29,7 +30,7 @@ from service.models import (
     SubscriptionWithSecret,
     UpdateSubscription,
 )
-from storage.records import DELIVERY_STATUSES
+from storage.records import DELIVERY_STATUSES, Subscription
 
 
 async def create(request: Request) -> Response:
@@ -50,14 +51,9 @@ async def secret(request: Request) -> Response:
 
 
 async def list_(request: Request) -> Response:
-    ctx = context(request)
-    after = request.query_params.get("after")
-    if after is not None:
-        try:
-            await operations.subscription(ctx, after)
-        except NotFound:
-            raise InvalidRequest.field("after", "no such subscription") from None
-    page = await ctx.store.list_subscriptions(
+    store = context(request).store
+    after = await after_param(request, lambda id_: _find(request, id_), "subscription")
+    page = await store.list_subscriptions(
         limit_param(request), after, url=request.query_params.get("url")
     )
     return list_response(
@@ -87,7 +83,7 @@ async def deliveries(request: Request) -> Response:
         subscription_id=subscription.id,
         since=delivery_views.since_param(request),
         limit=limit_param(request),
-        after=await delivery_views.after_param(request),
+        after=await after_param(request, store.get_delivery, "delivery"),
     )
     return await delivery_views.render(store, page)
 
@@ -110,3 +106,11 @@ async def test(request: Request) -> Response:
 
 def _id(request: Request) -> str:
     return str(request.path_params["subscription_id"])
+
+
+async def _find(request: Request, subscription_id: str) -> Subscription | None:
+    """The subscription; hooks share its table but not its endpoints (see /v1/hooks)."""
+    try:
+        return await operations.subscription(context(request), subscription_id)
+    except NotFound:
+        return None

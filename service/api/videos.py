@@ -12,10 +12,14 @@ from typing import cast
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from handlers.base import CONTENT_URL_PREFIX, ContentProvider, ProviderError
+from handlers import handler_class
+from handlers.base import CONTENT_URL_PREFIX, ContentProvider, ProviderError, how_to_configure
 from service.api.common import (
+    MAX_OUTPUT_INDEX,
+    after_param,
     choice_param,
     context,
+    int_param,
     json_response,
     limit_param,
     list_response,
@@ -106,9 +110,7 @@ async def list_(request: Request) -> Response:
     ctx = context(request)
     store = ctx.store
     status = choice_param(request, "status", JOB_STATUSES)
-    after = request.query_params.get("after")
-    if after is not None and await store.get_job(after) is None:
-        raise InvalidRequest.field("after", "no such video")
+    after = await after_param(request, store.get_job, "video")
     page = await store.list_jobs(status, limit_param(request), after)
     return list_response(
         page.items,
@@ -123,10 +125,9 @@ async def content(request: Request) -> Response:
     authenticated download, inline base64) are streamed from it through the handler."""
     ctx = context(request)
     job = await _get(request)
-    raw = request.query_params.get("output", "0")
-    if not raw.isdigit() or int(raw) >= len(job.outputs):
-        raise InvalidRequest.field("output", f"must be an output index below {len(job.outputs)}")
-    index = int(raw)
+    index = int_param(request, "output", 0, 0, MAX_OUTPUT_INDEX)
+    if index >= len(job.outputs):
+        raise NotFound(f"no such output: this video has {len(job.outputs)}")
     url = job.outputs[index]["url"]
     if not url.startswith(CONTENT_URL_PREFIX):
         return RedirectResponse(url, status_code=307)
@@ -171,7 +172,7 @@ def _require_configured_provider(request: Request, body: CreateVideo) -> None:
     name = body.provider()
     raise InvalidRequest.field(
         "model",
-        f"provider {name!r} is not configured here (set VIDEOHOOKS_{name.upper()}_API_KEY; "
+        f"provider {name!r} is not configured here (set {how_to_configure(handler_class(name))}; "
         f"see docs/providers/{name}.md)",
     )
 

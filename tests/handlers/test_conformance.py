@@ -96,6 +96,20 @@ async def test_a_rejection_is_permanent_and_carries_the_providers_message(fake, 
     assert "the prompt is not allowed" in raised.value.message
 
 
+# Bodies Python's json module crashes on or lets through although they are not JSON; every
+# handler reads provider answers and webhooks with handlers/strictjson.py, which refuses them.
+HOSTILE_JSON = {
+    "deep nesting": b"[" * 100_000,
+    "nesting past the limit": b"[" * 100 + b"]" * 100,
+    "NaN": b'{"id": "abc", "status": "completed", "progress": NaN}',
+    "Infinity": b'{"id": "abc", "status": "completed", "eta": -Infinity}',
+    "a 5,000-digit integer": b'{"id": "abc", "n": 1' + b"0" * 5000 + b"}",
+    "a number beyond a double": b'{"id": "abc", "n": 1e400}',
+    "a lone surrogate": b'{"id": "\\ud800", "status": "completed"}',
+    "U+0000": b'{"id": "a\\u0000b", "status": "completed"}',
+    "invalid UTF-8": b'{"id": "\xff\xfe"}',
+}
+
 TRANSIENT = {
     "server error": dict(status=500, body={"error": {"message": "internal"}}),
     "bad gateway": dict(status=502, body="<html>bad gateway</html>"),
@@ -106,6 +120,11 @@ TRANSIENT = {
     "malformed JSON": dict(status=200, body="{not json"),
     "truncated JSON": dict(status=200, body='{"id": "abc", "sta'),
     "wrong shape": dict(status=200, body=["unexpected"]),
+    **{
+        f"hostile JSON: {name}": dict(status=200, body=body.decode(errors="surrogateescape"))
+        for name, body in HOSTILE_JSON.items()
+        if name != "invalid UTF-8"
+    },
 }
 
 
@@ -120,6 +139,12 @@ async def test_transient_failures_on_submit_and_status(fake, handler: Provider, 
     fake.script("status", **TRANSIENT[case])
     with pytest.raises(TransientError):
         await handler.fetch_status(report.provider_job_id)
+
+
+@pytest.mark.parametrize("body", HOSTILE_JSON.values(), ids=list(HOSTILE_JSON))
+async def test_a_hostile_webhook_body_is_unreadable_not_a_crash(handler: Provider, body):
+    with pytest.raises(TransientError):
+        handler.parse_webhook(body)
 
 
 def a_closed_port() -> int:

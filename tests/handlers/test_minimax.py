@@ -20,6 +20,7 @@ from handlers.base import (
     UncertainError,
 )
 from handlers.minimax import Handler
+from service.urls import UrlPolicy, guarded_client
 from tests.handlers.fakes.base import API_KEY, fixture
 from tests.handlers.fakes.minimax import VIDEO_BYTES, Fake
 from tests.support.servers import eventually
@@ -29,8 +30,13 @@ from tests.support.subscriber import recording_subscriber
 
 @pytest.fixture
 async def minimax(fake):
-    async with httpx.AsyncClient(timeout=1.0) as http:
-        yield Handler(fake.config(), http)
+    # The download URL MiniMax gives is fetched through the service's egress guard, here one that
+    # lets loopback through (the fake's files live there).
+    egress = guarded_client(UrlPolicy(allow_private=True), 1.0)
+    async with httpx.AsyncClient(timeout=1.0) as http, egress:
+        handler = Handler(fake.config(), http)
+        handler.egress = egress
+        yield handler
 
 
 def a_request(**fields: Any) -> SubmitRequest:

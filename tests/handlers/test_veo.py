@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from handlers.base import Output, PermanentError, SubmitRequest, TransientError, UncertainError
 from handlers.veo import Handler
+from service.urls import UrlPolicy, guarded_client
 from tests.handlers.fakes.base import API_KEY, fixture
 from tests.handlers.fakes.veo import MP4, Fake
 from tests.handlers.hints import ATTACKER_URL, a_job_awaiting_hints
@@ -29,8 +30,13 @@ PNG_DATA_URL = "data:image/png;base64," + base64.b64encode(PNG).decode()
 
 @pytest.fixture
 async def veo(fake):
-    async with httpx.AsyncClient() as http:
-        yield Handler(fake.config(), http)
+    # A redirect to storage is followed through the service's egress guard, here one that lets
+    # loopback through (the fake's storage lives there).
+    egress = guarded_client(UrlPolicy(allow_private=True), 5.0)
+    async with httpx.AsyncClient() as http, egress:
+        handler = Handler(fake.config(), http)
+        handler.egress = egress
+        yield handler
 
 
 def a_request(**fields: Any) -> SubmitRequest:
