@@ -52,16 +52,20 @@ class KeyCheck:
     async def check(self, key: str) -> str | None:
         """The key's hash when it is accepted, else None."""
         key_hash = hash_api_key(key)
+        return key_hash if await self.check_hash(key_hash) else None
+
+    async def check_hash(self, key_hash: str) -> bool:
+        """Whether the key with this hash is accepted (a dashboard session holds the hash)."""
         if self.configured:
-            return key_hash if key_hash in self.configured else None
+            return key_hash in self.configured
         now = time.monotonic()
         if self._valid_until.get(key_hash, 0.0) <= now:
             if not await self.store.api_key_known(key_hash):
                 self._valid_until.pop(key_hash, None)
-                return None
+                return False
             self._valid_until[key_hash] = now + CACHE_TTL
         await self._touch(key_hash)
-        return key_hash
+        return True
 
     async def _touch(self, key_hash: str) -> None:
         now = time.time()

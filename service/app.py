@@ -25,8 +25,8 @@ from service.api import (
     subscriptions,
     videos,
 )
-from service.api_keys import KeyCheck
 from service.context import Context
+from service.dashboard import Dashboard
 from service.errors import (
     ApiError,
     InvalidRequest,
@@ -97,10 +97,10 @@ def _routes(context: Context) -> list[BaseRoute]:
         _route("/docs", any_query=True, get=docs.page),
         _route("/docs/start.js", any_query=True, get=docs.start),
         Mount(docs.ASSETS_PATH, app=docs.assets()),
-        _route("/", any_query=True, get=docs.home),
     ]
     if context.simulator is not None:
         routes.append(Mount("/simulator", app=context.simulator.app))
+    routes += Dashboard(context).routes()
     return routes
 
 
@@ -194,11 +194,13 @@ class BodyLimit:
 
 
 class Authenticate:
-    """Bearer API keys on every /v1 route (service/api_keys.py says which are accepted)."""
+    """Bearer API keys on every /v1 route (service/api_keys.py says which are accepted), and
+    nothing else: the dashboard's session cookie is never a credential here."""
 
     def __init__(self, app: ASGIApp, context: Context) -> None:
         self.app = app
-        self.keys = KeyCheck(context.store, context.configured_key_hashes)
+        # The process's one KeyCheck, which the dashboard's sign-in and sessions use too.
+        self.keys = context.keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -16,7 +17,7 @@ from handlers import handler_class, implemented
 from handlers.base import Provider
 from handlers.simulator import SimulatorServer
 from service import __version__
-from service.api_keys import hash_api_key
+from service.api_keys import KeyCheck, hash_api_key
 from service.callbacks import CallbackSecrets
 from service.database import open_database
 from service.delivery import Sender, open_session
@@ -42,6 +43,17 @@ class Context:
     self_url: str
     simulator: SimulatorServer | None = None
     configured_key_hashes: frozenset[str] = field(default_factory=frozenset)
+    # VIDEOHOOKS_SECRET_KEY (or the generated one), newest first: receiver tokens and the
+    # dashboard's cookies are signed with it, each with a salt of its own.
+    secret_keys: tuple[str, ...] = ()
+    # Set when the process begins to stop: long-lived responses (the dashboard's live updates)
+    # end then, so that the HTTP server's graceful shutdown does not wait for them.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Which API keys are accepted: one per process, for the API and the dashboard alike.
+    keys: KeyCheck = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = KeyCheck(self.store, self.configured_key_hashes)
 
     def provider(self, name: str) -> Provider | None:
         return self.providers.get(name)
@@ -143,6 +155,7 @@ async def running(settings: Settings, self_url: str | None = None) -> AsyncItera
             self_url=own_url,
             simulator=simulator,
             configured_key_hashes=frozenset(hash_api_key(key) for key in settings.api_keys),
+            secret_keys=tuple(secret_keys),
         )
         try:
             yield context

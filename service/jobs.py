@@ -41,6 +41,7 @@ from storage.records import (
     InboundWebhook,
     Job,
     JobFinal,
+    JobNote,
     JobProgress,
     NewDelivery,
     Subscription,
@@ -258,8 +259,26 @@ class JobEngine:
             report.progress,
             report.provider_job_id,
         )
+        note = JobNote(
+            "submitted",
+            {
+                "attempt": job.attempt_no,
+                "provider": job.provider,
+                "model": job.model,
+                "provider_job_id": report.provider_job_id,
+                "status": report.status,
+                "progress": report.progress,
+                "webhook": webhook or provider.account_webhooks_expected,
+            },
+        )
         recorded = await self.store.record_submission(
-            job, self.worker_id, progress, attempts, now, min(now + first_check, job.deadline_at)
+            job,
+            self.worker_id,
+            progress,
+            attempts,
+            now,
+            min(now + first_check, job.deadline_at),
+            note,
         )
         if not recorded:
             # Another provider job was recorded meanwhile, or the job moved on: look again.
@@ -273,7 +292,7 @@ class JobEngine:
                     "submission_state": None,
                 }
             )
-            await self.apply(job, report)
+            await self.apply(job, report, source="submission")
 
     async def unanswered(
         self, job: Job, exc: TransientError, uncertain: bool, delay: float
@@ -284,8 +303,17 @@ class JobEngine:
             | {"error": exc.message, "retry_in_s": round(delay, 2), "uncertain": uncertain},
         )
         next_check = min(time.time() + delay, job.deadline_at)
+        note = JobNote(
+            "retry",
+            {
+                "step": "submission",
+                "error": exc.message,
+                "retry_in_s": round(delay, 2),
+                "uncertain": uncertain,
+            },
+        )
         await self.store.submission_unanswered(
-            job, self.worker_id, uncertain, next_check, job.check_count + 1
+            job, self.worker_id, uncertain, next_check, job.check_count + 1, note
         )
 
     async def configured(self, job: Job) -> Provider | None:
@@ -325,16 +353,16 @@ class JobEngine:
         except TransientError as exc:
             metrics.POLLS.labels(job.provider, "transient_error").inc()
             delay = self.poll_policy.next_delay(job.check_count, 0.0, retry_after=exc.retry_after)
-            await self.retry_later(job, exc, delay)
+            await self.retry_later(job, exc, delay, "poll")
             return
         except PermanentError as exc:
             metrics.POLLS.labels(job.provider, "permanent_error").inc()
             await self.attempt_failed(job, JobError(code="provider_error", message=exc.message))
             return
         metrics.POLLS.labels(job.provider, report.status).inc()
-        await self.apply(job, report, polled=True)
+        await self.apply(job, report, source="poll")
 
-    async def retry_later(self, job: Job, exc: TransientError, delay: float) -> None:
+    async def retry_later(self, job: Job, exc: TransientError, delay: float, step: str) -> None:
         log.warning(
             "provider call failed, will retry",
             extra={
@@ -345,18 +373,23 @@ class JobEngine:
             },
         )
         next_check = min(time.time() + delay, job.deadline_at)
-        await self.store.reschedule_job(job.id, self.worker_id, next_check, job.check_count + 1)
+        note = JobNote("retry", {"step": step, "error": exc.message, "retry_in_s": round(delay, 2)})
+        await self.store.reschedule_job(
+            job.id, self.worker_id, next_check, job.check_count + 1, note
+        )
 
     # -- observations -----------------------------------------------------------------------
 
-    async def apply(self, job: Job, report: ProviderStatus, polled: bool = False) -> None:
-        """Applies one observation of the provider job to our job."""
+    async def apply(self, job: Job, report: ProviderStatus, source: str = "webhook") -> None:
+        """Applies one observation of the provider job to our job; `source` (poll, webhook,
+        submission) is told in the job's story."""
         if report.status == "completed":
-            await self.finish(job, "completed", outputs=[o.model_dump() for o in report.outputs])
+            outputs = [o.model_dump() for o in report.outputs]
+            await self.finish(job, "completed", outputs=outputs, source=source)
         elif report.status == "failed":
             error = report.error or GENERATION_FAILED
-            await self.attempt_failed(job, error)
-        elif polled:
+            await self.attempt_failed(job, error, source)
+        elif source == "poll":
             now = time.time()
             delay = self.poll_policy.next_delay(
                 job.check_count,
@@ -371,27 +404,34 @@ class JobEngine:
                 now,
                 worker=self.worker_id,
                 next_check_at=min(now + delay, job.deadline_at),
+                note=_observed(report, source),
             )
         else:
             progress = JobProgress(report.status, report.progress, report.provider_job_id)
-            await self.store.record_progress(job.id, job.attempt_no, progress, time.time())
+            await self.store.record_progress(
+                job.id, job.attempt_no, progress, time.time(), note=_observed(report, source)
+            )
 
-    async def attempt_failed(self, job: Job, error: JobError) -> None:
+    async def attempt_failed(self, job: Job, error: JobError, source: str = "worker") -> None:
         """The current attempt failed: move on to the next fallback model, or fail the job. Not
         while its submission is unresolved: a fallback would pay again for what the provider may
         be making."""
         attempts = _with_attempt(job, error=error.model_dump())
         chain = [job.request["model"], *job.request.get("fallback_models", [])]
         if job.attempt_no + 1 >= len(chain) or job.submission_unresolved:
-            await self.finish(job, "failed", error=error, attempts=attempts)
+            await self.finish(job, "failed", error=error, attempts=attempts, source=source)
             return
         model = chain[job.attempt_no + 1]
         provider = model.split("/", 1)[0]
         attempts.append(
             {"provider": provider, "model": model, "provider_job_id": None, "error": None}
         )
+        note = JobNote(
+            "fallback",
+            {"from": job.model, "to": model, "error": error.model_dump(), "source": source},
+        )
         switched = await self.store.switch_attempt(
-            job.id, job.attempt_no, model, provider, attempts, time.time()
+            job.id, job.attempt_no, model, provider, attempts, time.time(), note
         )
         if switched:
             log.info(
@@ -405,6 +445,7 @@ class JobEngine:
         outputs: list[dict[str, Any]] | None = None,
         error: JobError | None = None,
         attempts: list[dict[str, Any]] | None = None,
+        source: str = "worker",
     ) -> bool:
         now = time.time()
         final = JobFinal(
@@ -438,12 +479,17 @@ class JobEngine:
             payload=json.dumps(body, separators=(",", ":")),
             created_at=now,
         )
+        note = JobNote(
+            "finished",
+            {"status": status, "error": final.error, "event_id": event_id, "source": source},
+        )
         finished = await self.store.finish_job(
             job.id,
             job.attempt_no,
             final,
             event,
             lambda subscriptions: route_event(finished_job, body, subscriptions),
+            note,
         )
         if finished:
             metrics.EVENTS.labels(event_type).inc()
@@ -511,6 +557,11 @@ class JobEngine:
             reference=f"{job.id}.{job.attempt_no}",
             **request,
         )
+
+
+def _observed(report: ProviderStatus, source: str) -> JobNote:
+    detail = {"status": report.status, "progress": report.progress, "source": source}
+    return JobNote("status", detail)
 
 
 def _ids(job: Job) -> dict[str, str]:

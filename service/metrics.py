@@ -50,6 +50,9 @@ SUBMISSIONS = Counter(
     ["provider", "result"],
 )
 EVENTS = Counter("videohooks_events", "Terminal events created, by type.", ["type"])
+LIVE_STREAMS = Gauge(
+    "videohooks_dashboard_live_streams", "Dashboard pages receiving live updates now."
+)
 
 
 async def refresh_queue_gauges(store: Store) -> None:

@@ -99,6 +99,8 @@ class Service:
             self.socket.close()
 
     def stop(self) -> None:
+        if hasattr(self, "context"):
+            self.context.stopping.set()
         if self.http is not None:
             self.http.should_exit = True
         if self.worker is not None:

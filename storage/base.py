@@ -3,11 +3,12 @@
 The job state machine is enforced here, in conditional updates, so that it holds across processes:
 a job's status only moves forward (queued → in_progress → completed|failed), a terminal job never
 changes again, and the terminal transition inserts the job's one event and its deliveries in the
-same transaction. Work (jobs to submit or poll, received webhooks, deliveries) is claimed under a
-lease (`claimed_by`, `claimed_until`): a worker that dies loses nothing, its claims lapse, or are
-given back sooner once its heartbeat stops (`reap_workers`). A job records a submission as under
-way before its provider is called (`begin_submission`), so that a submission whose worker died is
-never taken for one that was never sent.
+same transaction. Each of these steps may carry a `JobNote`, appended to the job's story (the
+dashboard's timeline) in the same transaction. Work (jobs to submit or poll, received webhooks,
+deliveries) is claimed under a lease (`claimed_by`, `claimed_until`): a worker that dies loses
+nothing, its claims lapse, or are given back sooner once its heartbeat stops (`reap_workers`). A
+job records a submission as under way before its provider is called (`begin_submission`), so that
+a submission whose worker died is never taken for one that was never sent.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from storage.records import (
     ApiKey,
     Attempt,
     AttemptResult,
+    DashboardSession,
     Delivery,
     DeliveryStats,
     DeliveryTask,
@@ -26,6 +28,8 @@ from storage.records import (
     InboundWebhook,
     Job,
     JobFinal,
+    JobLogEntry,
+    JobNote,
     JobProgress,
     NewDelivery,
     Page,
@@ -119,7 +123,7 @@ class Store(Protocol):
         ...
 
     # Jobs
-    async def create_job(self, job: Job) -> tuple[Job, bool]:
+    async def create_job(self, job: Job, note: JobNote | None = None) -> tuple[Job, bool]:
         """Inserts the job; on an idempotency-key clash returns the existing job and False."""
         ...
 
@@ -129,7 +133,17 @@ class Store(Protocol):
         """The job whose current or last attempt is this provider job."""
         ...
 
-    async def list_jobs(self, status: str | None, limit: int, after: str | None) -> Page[Job]: ...
+    async def list_jobs(
+        self,
+        status: str | None,
+        limit: int,
+        after: str | None,
+        provider: str | None = None,
+        model: str | None = None,
+        metadata: tuple[str, str] | None = None,
+    ) -> Page[Job]:
+        """Newest first; `metadata` is one (key, value) the job's metadata must hold."""
+        ...
 
     async def next_job_due(self) -> float | None:
         """When the next job is due for a submission or a poll (None: no job is waiting)."""
@@ -153,6 +167,7 @@ class Store(Protocol):
         attempts: list[dict[str, Any]],
         now: float,
         next_check_at: float,
+        note: JobNote | None = None,
     ) -> bool:
         """Records the provider job of the current attempt (the submission is resolved) and
         releases `worker`'s claim if it holds one. Whoever holds the job may record it: the
@@ -161,7 +176,13 @@ class Store(Protocol):
         ...
 
     async def submission_unanswered(
-        self, job: Job, worker: str, uncertain: bool, next_check_at: float, check_count: int
+        self,
+        job: Job,
+        worker: str,
+        uncertain: bool,
+        next_check_at: float,
+        check_count: int,
+        note: JobNote | None = None,
     ) -> bool:
         """A submission got no answer: it stays unresolved, as uncertain, or (`uncertain` False:
         it certainly never reached the provider) is cleared; the claim is released until
@@ -169,7 +190,12 @@ class Store(Protocol):
         ...
 
     async def reschedule_job(
-        self, job_id: str, worker: str, next_check_at: float, check_count: int
+        self,
+        job_id: str,
+        worker: str,
+        next_check_at: float,
+        check_count: int,
+        note: JobNote | None = None,
     ) -> bool: ...
 
     async def record_progress(
@@ -180,9 +206,11 @@ class Store(Protocol):
         now: float,
         worker: str | None = None,
         next_check_at: float | None = None,
+        note: JobNote | None = None,
     ) -> bool:
         """Applies a non-terminal observation (never backwards); with `worker`, also reschedules
-        the next check and releases that worker's claim."""
+        the next check and releases that worker's claim. The note is written only when the
+        observation moved the job."""
         ...
 
     async def switch_attempt(
@@ -193,6 +221,7 @@ class Store(Protocol):
         provider: str,
         attempts: list[dict[str, Any]],
         now: float,
+        note: JobNote | None = None,
     ) -> bool:
         """Moves a job to its next fallback model (attempt_no + 1), to be submitted at once."""
         ...
@@ -202,7 +231,13 @@ class Store(Protocol):
         ...
 
     async def finish_job(
-        self, job_id: str, attempt_no: int, final: JobFinal, event: Event, route: Router
+        self,
+        job_id: str,
+        attempt_no: int,
+        final: JobFinal,
+        event: Event,
+        route: Router,
+        note: JobNote | None = None,
     ) -> bool:
         """The terminal transition, its event and its deliveries, atomically; False (and nothing
         written) when the job was already terminal or has moved to another attempt."""
@@ -218,11 +253,21 @@ class Store(Protocol):
         report: dict[str, Any] | None,
         body: bytes,
         now: float,
+        note: JobNote | None = None,
     ) -> bool:
         """Records a received webhook for the worker; False, and nothing recorded, when it is
         verified (`trusted`) and the same report is already recorded for this job attempt: a
         duplicate. An unverified one is always recorded: it is only a reason to ask the provider,
         and a repeat may come because something changed."""
+        ...
+
+    async def add_job_note(self, job_id: str, note: JobNote, now: float) -> None:
+        """A line of the job's story from outside (a webhook refused or ignored), up to a bound
+        per job."""
+        ...
+
+    async def job_log(self, job_id: str) -> list[JobLogEntry]:
+        """The job's story, oldest first."""
         ...
 
     async def claim_webhooks(
@@ -241,10 +286,15 @@ class Store(Protocol):
     async def get_subscription(self, subscription_id: str) -> Subscription | None: ...
 
     async def list_subscriptions(
-        self, limit: int, after: str | None, kind: str = "subscription", url: str | None = None
+        self,
+        limit: int,
+        after: str | None,
+        kind: str = "subscription",
+        url: str | None = None,
+        status: str | None = None,
     ) -> Page[Subscription]:
         """Subscriptions (or hooks, with kind="hook"), newest first; with `url`, only those
-        delivering to exactly that URL."""
+        delivering to exactly that URL; with `status`, only the active or the disabled."""
         ...
 
     async def update_subscription(
@@ -278,6 +328,10 @@ class Store(Protocol):
 
     # Events and deliveries
     async def get_event(self, event_id: str) -> Event | None: ...
+
+    async def get_event_for_job(self, job_id: str) -> Event | None:
+        """The job's one terminal event, once it has one."""
+        ...
 
     async def list_events(
         self, type: str | None, limit: int, after: str | None, since: float | None = None
@@ -326,9 +380,27 @@ class Store(Protocol):
 
     async def delivery_stats(self) -> DeliveryStats: ...
 
+    async def job_counts(self, since: float) -> list[tuple[str, str, int]]:
+        """(status, provider, count) of the jobs created since `since`."""
+        ...
+
+    async def delivery_counts(self, since: float) -> dict[str, int]:
+        """Deliveries created since `since`, counted by status."""
+        ...
+
+    async def oldest_pending_delivery(self) -> Delivery | None: ...
+
+    # Dashboard sessions: a signed cookie names one; signing out deletes it.
+    async def create_session(self, session: DashboardSession) -> None: ...
+
+    async def get_session(self, session_id: str) -> DashboardSession | None: ...
+
+    async def delete_session(self, session_id: str) -> None: ...
+
     async def expire(self, cutoff: float, batch: int) -> int:
-        """Removes up to `batch` each of events (with their deliveries), attempts and processed
-        webhooks older than `cutoff`; the number removed. Jobs are kept."""
+        """Removes up to `batch` each of events (with their deliveries), attempts, processed
+        webhooks, job story lines and expired sessions older than `cutoff`; the number removed.
+        Jobs are kept."""
         ...
 
     async def release_claims(self, worker: str) -> None:

@@ -23,7 +23,7 @@ import asyncpg
 from storage import sql
 from storage.base import CHANNELS, Cipher, Router, StorageError
 from storage.ids import new_id
-from storage.records import Event, JobFinal
+from storage.records import Event, JobFinal, JobNote
 from storage.sqlstore import (
     Execute,
     ExecuteMany,
@@ -188,7 +188,13 @@ class PostgresStore(SqlStore):
         self._wakeups[channel.removeprefix("videohooks_")].set()
 
     async def finish_job(
-        self, job_id: str, attempt_no: int, final: JobFinal, event: Event, route: Router
+        self,
+        job_id: str,
+        attempt_no: int,
+        final: JobFinal,
+        event: Event,
+        route: Router,
+        note: JobNote | None = None,
     ) -> bool:
         """The terminal transition in one statement (job_finish_at_once) instead of six round
         trips: the subscriptions are read first and routed, and the statement checks each again.
@@ -214,6 +220,8 @@ class PostgresStore(SqlStore):
             "subscription_ids": [delivery.subscription_id for delivery in deliveries],
             "urls": [delivery.url for delivery in deliveries],
             "statuses": [delivery.status for delivery in deliveries],
+            "note_kind": None if note is None else note.kind,
+            "note_detail": None if note is None else dumps(note.detail),
         }
         [row] = await self._single("job_finish_at_once", params)
         finished = bool(row["finished"])

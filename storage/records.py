@@ -220,3 +220,27 @@ class JobFinal:
     # Applies only while no provider job is recorded (giving up on an uncertain submission): a
     # webhook that adopted the provider's job meanwhile wins.
     unsubmitted: bool = False
+
+
+@dataclass(slots=True)
+class JobNote:
+    """One line of a job's story (the dashboard's timeline), written in the same transaction as
+    the change it tells of."""
+
+    kind: str
+    detail: dict[str, Any]
+
+
+class JobLogEntry(BaseModel):
+    id: int
+    job_id: str
+    at: float
+    kind: str
+    detail: dict[str, Any]
+
+
+class DashboardSession(BaseModel):
+    id: str
+    key_hash: str
+    created_at: float
+    expires_at: float

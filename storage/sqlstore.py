@@ -24,6 +24,7 @@ from storage.records import (
     ApiKey,
     Attempt,
     AttemptResult,
+    DashboardSession,
     Delivery,
     DeliveryStats,
     DeliveryTask,
@@ -31,6 +32,8 @@ from storage.records import (
     InboundWebhook,
     Job,
     JobFinal,
+    JobLogEntry,
+    JobNote,
     JobProgress,
     Page,
     Subscription,
@@ -44,6 +47,11 @@ SUBSCRIPTION_JSON = ("events", "filter")
 # Stored sealed (the store's cipher), read opened.
 SECRET_COLUMNS = ("secret", "previous_secret")
 UPDATABLE = {"url", "events", "description", "status", "filter", "max_in_flight", "rate_limit"}
+# Lines a job's story keeps of what arrives from outside (webhooks); its own steps are bounded by
+# the state machine (statuses only move forward, progress only up).
+JOB_LOG_CAP = 500
+JOB_LOG_READ = 2000
+IF_MOVED = "job_log_insert_if_changed"
 SUBMISSION = ("submission_state", "submission_attempt", "submission_started_at")
 RELEASES = ("release_jobs", "release_webhooks", "release_deliveries")
 
@@ -100,6 +108,15 @@ def routable(row: Row) -> Subscription:
 
 def page(rows: list[T], limit: int) -> Page[T]:
     return Page(items=rows[:limit], has_more=len(rows) > limit)
+
+
+def told(
+    job_id: str, note: JobNote | None, at: float, query: str = "job_log_insert", **extra: Any
+) -> Steps[None]:
+    """Appends `note` to the job's story, when there is a note (a step of a transaction)."""
+    if note is not None:
+        params = {"job_id": job_id, "at": at, "kind": note.kind, "detail": dumps(note.detail)}
+        yield Execute(query, params | extra)
 
 
 def failing_reason(since: float, now: float) -> str:
@@ -185,13 +202,14 @@ class SqlStore:
 
     # -- jobs -------------------------------------------------------------------------------
 
-    async def create_job(self, new: Job) -> tuple[Job, bool]:
+    async def create_job(self, new: Job, note: JobNote | None = None) -> tuple[Job, bool]:
         params = new.model_dump(exclude={"claimed_by", "claimed_until", *SUBMISSION})
         for column in JOB_JSON:
             params[column] = dumps(params[column])
 
         def steps() -> Steps[tuple[Job, bool]]:
             if (yield Fetch("job_insert", params)):
+                yield from told(new.id, note, new.created_at)
                 return new, True
             key = {"idempotency_key": new.idempotency_key}
             return job((yield Fetch("job_by_idempotency_key", key))[0]), False
@@ -210,8 +228,26 @@ class SqlStore:
         row = await self._read_one("job_by_provider_job", params)
         return None if row is None else job(row)
 
-    async def list_jobs(self, status: str | None, limit: int, after: str | None) -> Page[Job]:
-        rows = await self._read("job_list", {"status": status, "after": after, "limit": limit + 1})
+    async def list_jobs(
+        self,
+        status: str | None,
+        limit: int,
+        after: str | None,
+        provider: str | None = None,
+        model: str | None = None,
+        metadata: tuple[str, str] | None = None,
+    ) -> Page[Job]:
+        meta_key, meta_value = metadata or (None, None)
+        params = {
+            "status": status,
+            "provider": provider,
+            "model": model,
+            "meta_key": meta_key,
+            "meta_value": meta_value,
+            "after": after,
+            "limit": limit + 1,
+        }
+        rows = await self._read("job_list", params)
         return page([job(row) for row in rows], limit)
 
     async def next_job_due(self) -> float | None:
@@ -242,6 +278,7 @@ class SqlStore:
         attempts: list[dict[str, Any]],
         now: float,
         next_check_at: float,
+        note: JobNote | None = None,
     ) -> bool:
         params = {
             "id": claimed.id,
@@ -254,7 +291,7 @@ class SqlStore:
             "now": now,
             "next_check_at": next_check_at,
         }
-        return await self._execute("job_record_submission", params) > 0
+        return await self._changed("job_record_submission", params, claimed.id, note, now)
 
     async def submission_unanswered(
         self,
@@ -263,6 +300,7 @@ class SqlStore:
         uncertain: bool,
         next_check_at: float,
         check_count: int,
+        note: JobNote | None = None,
     ) -> bool:
         params = {
             "id": claimed.id,
@@ -272,10 +310,17 @@ class SqlStore:
             "next_check_at": next_check_at,
             "check_count": check_count,
         }
-        return await self._execute("job_submission_unanswered", params) > 0
+        return await self._changed(
+            "job_submission_unanswered", params, claimed.id, note, time.time()
+        )
 
     async def reschedule_job(
-        self, job_id: str, worker: str, next_check_at: float, check_count: int
+        self,
+        job_id: str,
+        worker: str,
+        next_check_at: float,
+        check_count: int,
+        note: JobNote | None = None,
     ) -> bool:
         params = {
             "id": job_id,
@@ -283,7 +328,27 @@ class SqlStore:
             "next_check_at": next_check_at,
             "check_count": check_count,
         }
-        return await self._execute("job_reschedule", params) > 0
+        return await self._changed("job_reschedule", params, job_id, note, time.time())
+
+    async def _changed(
+        self,
+        query: str,
+        params: Mapping[str, Any],
+        job_id: str,
+        note: JobNote | None,
+        at: float,
+        note_query: str = "job_log_insert",
+    ) -> bool:
+        """Runs a write to a job and, in the same transaction when it changed the row, appends
+        the note to the job's story."""
+
+        def steps() -> Steps[bool]:
+            if (yield Execute(query, params)) == 0:
+                return False
+            yield from told(job_id, note, at, note_query)
+            return True
+
+        return await self._run(steps)
 
     async def record_progress(
         self,
@@ -293,6 +358,7 @@ class SqlStore:
         now: float,
         worker: str | None = None,
         next_check_at: float | None = None,
+        note: JobNote | None = None,
     ) -> bool:
         params: dict[str, Any] = {
             "id": job_id,
@@ -303,9 +369,9 @@ class SqlStore:
         }
         if worker is None:
             params["provider_job_id"] = progress.provider_job_id
-            return await self._execute("job_record_progress", params) > 0
+            return await self._changed("job_record_progress", params, job_id, note, now, IF_MOVED)
         params |= {"worker": worker, "next_check_at": next_check_at}
-        return await self._execute("job_record_poll", params) > 0
+        return await self._changed("job_record_poll", params, job_id, note, now, IF_MOVED)
 
     async def switch_attempt(
         self,
@@ -315,6 +381,7 @@ class SqlStore:
         provider: str,
         attempts: list[dict[str, Any]],
         now: float,
+        note: JobNote | None = None,
     ) -> bool:
         params = {
             "id": job_id,
@@ -324,7 +391,7 @@ class SqlStore:
             "attempts": dumps(attempts),
             "now": now,
         }
-        switched = await self._execute("job_switch_attempt", params) > 0
+        switched = await self._changed("job_switch_attempt", params, job_id, note, now)
         if switched:
             self.notify("jobs")
         return switched
@@ -334,7 +401,13 @@ class SqlStore:
             self.notify("jobs")
 
     async def finish_job(
-        self, job_id: str, attempt_no: int, final: JobFinal, event: Event, route: Router
+        self,
+        job_id: str,
+        attempt_no: int,
+        final: JobFinal,
+        event: Event,
+        route: Router,
+        note: JobNote | None = None,
     ) -> bool:
         params = {
             "id": job_id,
@@ -366,6 +439,7 @@ class SqlStore:
                 for delivery in route(subscriptions)
             ]
             yield ExecuteMany("delivery_insert", deliveries)
+            yield from told(job_id, note, final.completed_at)
             return True
 
         finished = await self._run(steps)
@@ -384,6 +458,7 @@ class SqlStore:
         report: dict[str, Any] | None,
         body: bytes,
         now: float,
+        note: JobNote | None = None,
     ) -> bool:
         # Only a verified report can be known to repeat one already in; an unverified body is a
         # reason to ask the provider, and a later one may be the news that it has changed.
@@ -398,10 +473,24 @@ class SqlStore:
             "now": now,
             "digest": digest,
         }
-        if await self._execute("webhook_insert", params) == 0:
+
+        def steps() -> Steps[bool]:
+            if (yield Execute("webhook_insert", params)) == 0:
+                return False
+            yield from told(job_id, note, now, "job_log_insert_capped", cap=JOB_LOG_CAP)
+            return True
+
+        if not await self._run(steps):
             return False
         self.notify("webhooks")
         return True
+
+    async def add_job_note(self, job_id: str, note: JobNote, now: float) -> None:
+        await self._run(lambda: told(job_id, note, now, "job_log_insert_capped", cap=JOB_LOG_CAP))
+
+    async def job_log(self, job_id: str) -> list[JobLogEntry]:
+        rows = await self._read("job_log_list", {"job_id": job_id, "limit": JOB_LOG_READ})
+        return [JobLogEntry.model_validate(decode(row, ("detail",))) for row in rows]
 
     async def claim_webhooks(
         self, worker: str, now: float, limit: int, lease: float
@@ -471,9 +560,14 @@ class SqlStore:
         return None if row is None else self._subscription(row)
 
     async def list_subscriptions(
-        self, limit: int, after: str | None, kind: str = "subscription", url: str | None = None
+        self,
+        limit: int,
+        after: str | None,
+        kind: str = "subscription",
+        url: str | None = None,
+        status: str | None = None,
     ) -> Page[Subscription]:
-        params = {"kind": kind, "url": url, "after": after, "limit": limit + 1}
+        params = {"kind": kind, "url": url, "status": status, "after": after, "limit": limit + 1}
         rows = await self._read("subscription_list", params)
         return page([self._subscription(row) for row in rows], limit)
 
@@ -555,6 +649,10 @@ class SqlStore:
 
     async def get_event(self, event_id: str) -> Event | None:
         row = await self._read_one("event_get", {"id": event_id})
+        return None if row is None else Event.model_validate(dict(row))
+
+    async def get_event_for_job(self, job_id: str) -> Event | None:
+        row = await self._read_one("event_by_job", {"job_id": job_id})
         return None if row is None else Event.model_validate(dict(row))
 
     async def list_events(
@@ -719,13 +817,43 @@ class SqlStore:
             oldest_pending_at=pending["oldest"] if pending else None,
         )
 
+    async def job_counts(self, since: float) -> list[tuple[str, str, int]]:
+        rows = await self._read("job_counts", {"since": since})
+        return [(row["status"], row["provider"], int(row["n"])) for row in rows]
+
+    async def delivery_counts(self, since: float) -> dict[str, int]:
+        rows = await self._read("delivery_counts", {"since": since})
+        return {row["status"]: int(row["n"]) for row in rows}
+
+    async def oldest_pending_delivery(self) -> Delivery | None:
+        row = await self._read_one("delivery_oldest_pending", {})
+        return None if row is None else Delivery.model_validate(dict(row))
+
+    # -- dashboard sessions -----------------------------------------------------------------
+
+    async def create_session(self, session: DashboardSession) -> None:
+        await self._execute("session_insert", session.model_dump())
+
+    async def get_session(self, session_id: str) -> DashboardSession | None:
+        row = await self._read_one("session_get", {"id": session_id})
+        return None if row is None else DashboardSession.model_validate(dict(row))
+
+    async def delete_session(self, session_id: str) -> None:
+        await self._execute("session_delete", {"id": session_id})
+
     async def expire(self, cutoff: float, batch: int) -> int:
         params = {"cutoff": cutoff, "batch": batch}
 
         def steps() -> Steps[int]:
             yield Fetch("retention_lock", {})
             removed = 0
-            for query in ("events_expire", "attempts_expire", "webhooks_expire"):
+            for query in (
+                "events_expire",
+                "attempts_expire",
+                "webhooks_expire",
+                "job_log_expire",
+                "sessions_expire",
+            ):
                 removed += yield Execute(query, params)
             return removed
 

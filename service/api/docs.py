@@ -1,5 +1,6 @@
 """GET /docs: the interactive API reference (Swagger UI over /openapi.json), served from files
-installed with the package, so nothing loads from a CDN; and GET /, which leads there.
+installed with the package, so nothing loads from a CDN. (GET / is the dashboard, whose sign-in
+page links here.)
 
 The files come from swagger-ui-py, which ships Swagger UI's own distribution and follows its
 releases (Swagger UI 5 renders OpenAPI 3.1 and its `webhooks`); the package's framework glue and
@@ -12,7 +13,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 
@@ -66,8 +67,3 @@ async def page(request: Request) -> Response:
 
 async def start(request: Request) -> Response:
     return Response(START, media_type="text/javascript")
-
-
-async def home(request: Request) -> Response:
-    """A person who opens the service's address lands on its API reference."""
-    return RedirectResponse("/docs", status_code=307)

@@ -9,6 +9,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from service import operations
 from service.api.common import (
     after_param,
     context,
@@ -18,34 +19,16 @@ from service.api.common import (
     read_json,
     validate,
 )
-from service.errors import InvalidRequest, NotFound
+from service.errors import NotFound
 from service.models import CreatedHook, CreateHook, Deleted, HookOut
-from service.signing import new_secret
-from service.urls import UrlRejected
-from storage.ids import new_id
 from storage.records import Subscription
 
-KIND = "hook"
+KIND = operations.HOOK
 
 
 async def create(request: Request) -> Response:
-    ctx = context(request)
     body = validate(CreateHook, await read_json(request))
-    try:
-        await ctx.url_policy.check(body.target_url)
-    except UrlRejected as exc:
-        raise InvalidRequest.field("target_url", str(exc)) from None
-    now = time.time()
-    hook = Subscription(
-        id=new_id("hook"),
-        kind=KIND,
-        url=body.target_url,
-        events=[body.event],
-        secret=new_secret(),
-        created_at=now,
-        updated_at=now,
-    )
-    await ctx.store.create_subscription(hook)
+    hook = await operations.create_hook(context(request), body)
     created = CreatedHook(**HookOut.from_record(hook).model_dump(), secret=hook.secret)
     return json_response(created, 201, headers={"location": f"/v1/hooks/{hook.id}"})
 

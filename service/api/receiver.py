@@ -8,6 +8,9 @@ What arrives is checked (token, then the provider's signature), persisted, and a
 the worker applies it afterwards. A body is taken as the job's status only when its signature
 verified; anything else merely makes the worker ask the provider. A provider's check of the URL
 itself (MiniMax's challenge, `Provider.handshake`) is answered at once on a valid token.
+
+Each webhook that names a job is told in the job's story: accepted, a duplicate of what is already
+final, ignored, or rejected and why.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from service import metrics
 from service.api.common import context
 from service.errors import ApiError, NotFound, Unauthorized
 from service.tokens import InvalidToken
-from storage.records import Job
+from storage.records import Job, JobNote
 
 
 class WebhookMismatch(ApiError):
@@ -53,9 +56,13 @@ async def receive(request: Request) -> Response:
     job = await ctx.store.get_job(claim.job_id)
     if job is None:
         raise NotFound("no such job")
-    trusted = await _verify(provider, request, body)
+    try:
+        trusted = await _verify(provider, request, body)
+    except Unauthorized as exc:
+        await _tell(request, job, "rejected", exc.message)
+        raise
     if job.terminal or job.attempt_no != claim.attempt_no:
-        return _ignored(provider_name)
+        return await _ignored(request, job)
     try:
         report: ProviderStatus | None = provider.parse_webhook(body)
     except TransientError:
@@ -63,7 +70,9 @@ async def receive(request: Request) -> Response:
     known = job.provider_job_id
     if report is not None and known is not None and not names_job(known, report.provider_job_id):
         metrics.WEBHOOKS.labels(provider_name, "mismatch").inc()
-        raise WebhookMismatch("the webhook body is about another job")
+        mismatch = WebhookMismatch("the webhook body is about another job")
+        await _tell(request, job, "rejected", mismatch.message)
+        raise mismatch
     return await _accept(request, job, trusted, report, body)
 
 
@@ -81,10 +90,12 @@ async def receive_account(request: Request) -> Response:
     except TransientError as exc:
         raise UnreadableWebhook(exc.message) from None
     job = await ctx.store.find_job(provider.name, report.provider_job_id)
-    if job is None or job.terminal or job.provider_job_id != report.provider_job_id:
-        return _ignored(
-            provider.name
-        )  # not ours, or already final: acknowledged so it is not retried
+    if job is None or job.provider_job_id != report.provider_job_id:
+        # Not ours: acknowledged so that it is not retried.
+        metrics.WEBHOOKS.labels(provider.name, "ignored").inc()
+        return JSONResponse({"received": True, "applied": False}, status_code=200)
+    if job.terminal:
+        return await _ignored(request, job)
     return await _accept(request, job, True, report, body)
 
 
@@ -99,6 +110,9 @@ async def _verify(provider: Provider, request: Request, body: bytes) -> bool:
 async def _accept(
     request: Request, job: Job, trusted: bool, report: ProviderStatus | None, body: bytes
 ) -> Response:
+    detail = {"outcome": "accepted", "signed": trusted, "provider": job.provider}
+    if report is not None:
+        detail |= {"status": report.status, "progress": report.progress}
     recorded = await context(request).store.add_webhook(
         job.id,
         job.provider,
@@ -107,14 +121,26 @@ async def _accept(
         None if report is None else report.model_dump(mode="json"),
         body,
         time.time(),
+        JobNote("webhook", detail),
     )
     if not recorded:  # the same report is already in: it can change nothing
-        return _ignored(job.provider)
+        return await _ignored(request, job, "the same signed report already came")
     metrics.WEBHOOKS.labels(job.provider, "accepted").inc()
     return JSONResponse({"received": True}, status_code=202)
 
 
-def _ignored(provider: str) -> Response:
+async def _ignored(request: Request, job: Job, repeated: str | None = None) -> Response:
     # A duplicate or a late report: acknowledged so the provider stops retrying.
-    metrics.WEBHOOKS.labels(provider, "ignored").inc()
+    if repeated is not None:
+        await _tell(request, job, "duplicate", repeated)
+    elif job.terminal:
+        await _tell(request, job, "duplicate", f"the job is already {job.status}")
+    else:
+        await _tell(request, job, "ignored", "it reports on an earlier attempt (a fallback ran)")
+    metrics.WEBHOOKS.labels(job.provider, "ignored").inc()
     return JSONResponse({"received": True, "applied": False}, status_code=200)
+
+
+async def _tell(request: Request, job: Job, outcome: str, why: str) -> None:
+    note = JobNote("webhook", {"outcome": outcome, "why": why, "provider": job.provider})
+    await context(request).store.add_job_note(job.id, note, time.time())

@@ -30,7 +30,7 @@ from service.errors import IdempotencyConflict, InvalidRequest, NotFound, Provid
 from service.models import CreateVideo, Video
 from service.urls import UrlRejected
 from storage.ids import new_id
-from storage.records import JOB_STATUSES, Job
+from storage.records import JOB_STATUSES, Job, JobNote
 
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -77,7 +77,11 @@ async def create(request: Request) -> Response:
         deadline_at=now + ctx.settings.job_timeout,
         next_check_at=now,
     )
-    stored, created = await ctx.store.create_job(job)
+    note = JobNote(
+        "created",
+        {"model": body.model, "provider": job.provider, "fallback_models": body.fallback_models},
+    )
+    stored, created = await ctx.store.create_job(job, note)
     if not created:
         if stored.request_hash != job.request_hash:
             raise IdempotencyConflict(

@@ -64,13 +64,6 @@ LIMIT 1;
 -- name: job_by_idempotency_key
 SELECT * FROM jobs WHERE idempotency_key = :idempotency_key;
 
--- name: job_list
-SELECT * FROM jobs
-WHERE (CAST(:status AS TEXT) IS NULL OR status = :status)
-  AND (CAST(:after AS TEXT) IS NULL OR seq < (SELECT seq FROM jobs WHERE id = :after))
-ORDER BY seq DESC
-LIMIT :limit;
-
 -- name: job_record_submission
 -- The provider job a submission created, recorded once: by the worker that sent it, or by
 -- whoever found it first (a worker reconciling, a webhook adopting it). The worker holding the
@@ -219,6 +212,7 @@ SELECT * FROM subscriptions WHERE id = :id;
 SELECT * FROM subscriptions
 WHERE kind = :kind
   AND (CAST(:url AS TEXT) IS NULL OR url = :url)
+  AND (CAST(:status AS TEXT) IS NULL OR status = :status)
   AND (CAST(:after AS TEXT) IS NULL OR seq < (SELECT seq FROM subscriptions WHERE id = :after))
 ORDER BY seq DESC
 LIMIT :limit;
@@ -446,3 +440,54 @@ INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :nam
 
 -- name: schema_version
 SELECT max(version) AS version FROM schema_migrations;
+
+-- name: job_log_insert
+INSERT INTO job_log (job_id, at, kind, detail) VALUES (:job_id, :at, :kind, :detail);
+
+-- name: job_log_insert_if_changed
+-- An observation is told only when it moved the job (status forward, progress up; the update set
+-- updated_at to its time): a job polled a thousand times has a story of a few lines.
+INSERT INTO job_log (job_id, at, kind, detail)
+SELECT :job_id, :at, :kind, :detail
+WHERE EXISTS (SELECT 1 FROM jobs WHERE id = :job_id AND updated_at = :at);
+
+-- name: job_log_insert_capped
+-- What arrives from outside (webhooks) is told up to a bound per job, so a sender repeating
+-- itself cannot grow a job's story without end.
+INSERT INTO job_log (job_id, at, kind, detail)
+SELECT :job_id, :at, :kind, :detail
+WHERE (SELECT count(*) FROM job_log WHERE job_id = :job_id) < :cap;
+
+-- name: job_log_list
+SELECT id, job_id, at, kind, detail FROM job_log WHERE job_id = :job_id ORDER BY id LIMIT :limit;
+
+-- name: job_log_expire
+DELETE FROM job_log WHERE id IN (
+    SELECT id FROM job_log WHERE at < :cutoff ORDER BY id LIMIT :batch);
+
+-- name: job_counts
+SELECT status, provider, count(*) AS n FROM jobs WHERE created_at >= :since
+GROUP BY status, provider;
+
+-- name: delivery_counts
+SELECT status, count(*) AS n FROM deliveries WHERE created_at >= :since GROUP BY status;
+
+-- name: delivery_oldest_pending
+SELECT * FROM deliveries WHERE status = 'pending' ORDER BY seq LIMIT 1;
+
+-- name: session_insert
+INSERT INTO dashboard_sessions (id, key_hash, created_at, expires_at)
+VALUES (:id, :key_hash, :created_at, :expires_at);
+
+-- name: session_get
+SELECT * FROM dashboard_sessions WHERE id = :id;
+
+-- name: session_delete
+DELETE FROM dashboard_sessions WHERE id = :id;
+
+-- name: sessions_expire
+DELETE FROM dashboard_sessions WHERE id IN (
+    SELECT id FROM dashboard_sessions WHERE expires_at < :cutoff ORDER BY expires_at LIMIT :batch);
+
+-- name: event_by_job
+SELECT * FROM events WHERE job_id = :job_id;

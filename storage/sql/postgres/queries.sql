@@ -144,6 +144,13 @@ delivered AS (
     ) AS routed
     WHERE d.subscription_id IS NULL OR s.id IS NOT NULL
     RETURNING 1
+),
+told AS (
+    -- The job's story gets its ending in the same statement.
+    INSERT INTO job_log (job_id, at, kind, detail)
+    SELECT id, :created_at, :note_kind, :note_detail FROM finished
+    WHERE CAST(:note_kind AS TEXT) IS NOT NULL
+    RETURNING 1
 )
 SELECT count(*) AS finished FROM event;
 
@@ -153,3 +160,15 @@ SELECT pg_notify(:channel, '');
 -- name: migration_lock
 -- Held until the migrating transaction ends: processes starting together migrate one by one.
 SELECT pg_advisory_xact_lock(:key);
+
+-- name: job_list
+-- Newest first, after a cursor; every filter optional (metadata: one key equal to a value).
+SELECT * FROM jobs
+WHERE (CAST(:status AS TEXT) IS NULL OR status = :status)
+  AND (CAST(:provider AS TEXT) IS NULL OR provider = :provider)
+  AND (CAST(:model AS TEXT) IS NULL OR model = :model)
+  AND (CAST(:meta_key AS TEXT) IS NULL
+       OR metadata ->> CAST(:meta_key AS TEXT) = :meta_value)
+  AND (CAST(:after AS TEXT) IS NULL OR seq < (SELECT seq FROM jobs WHERE id = :after))
+ORDER BY seq DESC
+LIMIT :limit;

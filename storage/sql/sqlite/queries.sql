@@ -96,3 +96,16 @@ FROM deliveries AS d
 JOIN events AS e ON e.id = d.event_id
 LEFT JOIN subscriptions AS s ON s.id = d.subscription_id
 WHERE d.seq IN (SELECT value FROM json_each(:seqs));
+
+-- name: job_list
+-- Newest first, after a cursor; every filter optional (metadata: one key equal to a value).
+SELECT * FROM jobs
+WHERE (CAST(:status AS TEXT) IS NULL OR status = :status)
+  AND (CAST(:provider AS TEXT) IS NULL OR provider = :provider)
+  AND (CAST(:model AS TEXT) IS NULL OR model = :model)
+  AND (CAST(:meta_key AS TEXT) IS NULL
+       OR EXISTS (SELECT 1 FROM json_each(metadata) AS m
+                WHERE m.key = :meta_key AND m.value = :meta_value))
+  AND (CAST(:after AS TEXT) IS NULL OR seq < (SELECT seq FROM jobs WHERE id = :after))
+ORDER BY seq DESC
+LIMIT :limit;
