@@ -6,6 +6,7 @@ docs/dashboard.md are taken here."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,7 +29,10 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).parents[1] / "docs" / "dashboard"
+# The screenshots of docs/dashboard.md are written to the folder VIDEOHOOKS_SCREENSHOTS names
+# (docs/dashboard, to renew them); otherwise beside the test's other files, so that a test run
+# leaves the checkout as it found it.
+SCREENSHOTS_VARIABLE = "VIDEOHOOKS_SCREENSHOTS"
 WIDE = {"width": 1280, "height": 900}
 NARROW = {"width": 360, "height": 740}
 # Generous, for a busy machine: each waits for an event, and is only the longest it may take.
@@ -82,9 +86,17 @@ async def sign_in(page: Page, key: str = API_KEY) -> None:
     await page.get_by_role("button", name="Sign in").click()
 
 
-async def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=SCREENSHOTS / name, full_page=True)
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    named = os.environ.get(SCREENSHOTS_VARIABLE)
+    folder = Path(named) if named else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+async def screenshot(page: Page, folder: Path, name: str) -> None:
+    await page.screenshot(path=folder / name, full_page=True)
+    assert (folder / name).stat().st_size > 0
 
 
 async def subscription(service: Running, subscriber: Subscriber) -> dict[str, Any]:
@@ -103,7 +115,7 @@ async def test_a_wrong_key_cannot_sign_in(page: Page) -> None:
 
 
 async def test_sign_in_then_watch_a_job_complete_without_a_reload(
-    page: Page, service: Running
+    page: Page, service: Running, screenshots: Path
 ) -> None:
     await sign_in(page)
     await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
@@ -124,11 +136,11 @@ async def test_sign_in_then_watch_a_job_complete_without_a_reload(
     # a busy machine) a duplicate of what is already final.
     await expect(page.locator("#timeline li.moment-webhook")).to_have_count(1)
     await expect(page.locator("#timeline")).to_contain_text("completed (by ")
-    await screenshot(page, "job-1280.png")
+    await screenshot(page, screenshots, "job-1280.png")
 
 
 async def test_a_failing_delivery_shows_its_attempts_then_is_redelivered(
-    browser: Browser, page: Page, service: Running, subscriber: Subscriber
+    browser: Browser, page: Page, service: Running, subscriber: Subscriber, screenshots: Path
 ) -> None:
     subscriber.default_status = 500
     subscriber.body = "down for maintenance"
@@ -149,7 +161,7 @@ async def test_a_failing_delivery_shows_its_attempts_then_is_redelivered(
     await expect(attempts).to_have_count(4)
     await expect(attempts.first).to_contain_text("HTTP 500")
     await expect(attempts.first).to_contain_text("down for maintenance")
-    await screenshot(page, "deliveries-1280.png")
+    await screenshot(page, screenshots, "deliveries-1280.png")
 
     # The job's page, open in another tab, will see the success arrive by itself.
     story = await page.context.new_page()
@@ -175,7 +187,7 @@ async def test_a_failing_delivery_shows_its_attempts_then_is_redelivered(
 
 
 async def test_rotate_a_secret_shown_once_and_send_a_test_event(
-    page: Page, service: Running, subscriber: Subscriber
+    page: Page, service: Running, subscriber: Subscriber, screenshots: Path
 ) -> None:
     subscriber.default_status = 200
     created = await subscription(service, subscriber)
@@ -186,7 +198,7 @@ async def test_rotate_a_secret_shown_once_and_send_a_test_event(
     await page.get_by_role("button", name="Send a test event").click()
     await expect(page.get_by_role("status")).to_contain_text("Test event delivered: HTTP 200")
     assert subscriber.events()[-1]["type"] == "webhook.test"
-    await screenshot(page, "subscription-1280.png")
+    await screenshot(page, screenshots, "subscription-1280.png")
 
     await page.get_by_role("button", name="Rotate the secret").click()
     secret = (await page.locator("#secret").text_content() or "").strip()
@@ -247,7 +259,7 @@ async def test_keyboard_alone_signs_in_and_moves_around_with_visible_focus(page:
 
 
 async def test_readable_at_360_pixels_without_sideways_scrolling(
-    browser: Browser, service: Running, subscriber: Subscriber
+    browser: Browser, service: Running, subscriber: Subscriber, screenshots: Path
 ) -> None:
     created = await subscription(service, subscriber)
     video = await service.submit({"after_s": 0.1}, metadata={"customer": "a-long-name-" * 3})
@@ -271,16 +283,16 @@ async def test_readable_at_360_pixels_without_sideways_scrolling(
             )
             assert wide <= 0, f"{path} scrolls sideways by {wide} px at 360 px"
             if shot:
-                await screenshot(page, shot)
+                await screenshot(page, screenshots, shot)
     finally:
         await page.context.close()
 
 
-async def test_the_overview_at_a_glance_and_signing_out(page: Page) -> None:
+async def test_the_overview_at_a_glance_and_signing_out(page: Page, screenshots: Path) -> None:
     await sign_in(page)
     await expect(page.locator("#chart-jobs")).to_be_visible()
     await expect(page.locator("#chart-deliveries")).to_be_visible()
-    await screenshot(page, "overview-1280.png")
+    await screenshot(page, screenshots, "overview-1280.png")
     await page.get_by_role("button", name="Sign out").click()
     await expect(page.get_by_label("API key")).to_be_visible()
     await page.goto("/")

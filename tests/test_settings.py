@@ -124,7 +124,7 @@ def test_every_variable_the_docs_list_is_known():
     for page in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]:
         documented |= set(re.findall(r"`(VIDEOHOOKS_[A-Z0-9_]+)`", page.read_text()))
     documented -= {"VIDEOHOOKS_REQUIRE_POSTGRES", "VIDEOHOOKS_TEST_POSTGRES_URL"}
-    documented -= {"VIDEOHOOKS_FUZZ_EXAMPLES"}  # the test suite's, not the service's
+    documented -= {"VIDEOHOOKS_FUZZ_EXAMPLES", "VIDEOHOOKS_SCREENSHOTS"}  # the test suite's
     documented -= {"VIDEOHOOKS_REPLICATE_APIKEY"}  # the README's example of a typo
     # Empty values count as unset: every default parses, and only the names are judged.
     assert Settings.from_env(dict.fromkeys(documented, "")).warnings == ()
