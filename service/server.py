@@ -28,13 +28,26 @@ SIMULATOR_WARNING = (
 )
 
 
+KEEP_ALIVE_S = 75
+
+
 class HttpServer(uvicorn.Server):
     """uvicorn without its own signal handling: the process installs one handler that stops the
     API and the worker together (uvicorn's would re-raise SIGTERM once the API has stopped and
     kill the process before the worker drains)."""
 
     def __init__(self, app: ASGIApp) -> None:
-        super().__init__(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            # Longer than the idle timeout of the load balancers in front (60 s is common): an
+            # idle connection is then always closed by the client side first, never by us while
+            # a request is on its way in (which the client sees as a reset, and may not retry).
+            timeout_keep_alive=KEEP_ALIVE_S,
+        )
+        super().__init__(config)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
