@@ -17,10 +17,9 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from service.server import bind
 from tests.support.databases import BACKENDS
 from tests.support.processes import Process, started
-from tests.support.servers import eventually
+from tests.support.servers import eventually, free_port
 from tests.support.service import API_KEY
 from tests.support.subscriber import recording_subscriber
 
@@ -46,13 +45,6 @@ def busy_loops(count: int) -> Iterator[None]:
         for loop in loops:
             loop.kill()
             loop.wait()
-
-
-def free_port() -> int:
-    sock = bind("127.0.0.1", 0)
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
 
 
 async def serving(process: Process) -> None:

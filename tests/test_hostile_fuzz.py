@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 
 from service.api.openapi import OPERATIONS
 from service.tokens import ReceiverTokens
-from tests.support.fuzzing import free_port, fuzz_env, tracebacks, videohooks
+from tests.support.fuzzing import fuzz_env, tracebacks, videohooks
+from tests.support.servers import free_port
 from tests.support.service import API_KEY
 
 SECRET_KEY = "fuzz-secret-key-0123456789"

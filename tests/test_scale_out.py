@@ -18,7 +18,6 @@ import httpx2 as httpx
 import pytest
 
 from service.context import running
-from service.server import bind
 from service.settings import Settings
 from service.signing import new_secret
 from storage.ids import new_id
@@ -27,7 +26,7 @@ from tests.support.databases import ENCRYPTION_KEY, NOT_RUN, POSTGRES, database
 from tests.support.events import finish_jobs
 from tests.support.processes import Process, started
 from tests.support.proxy import round_robin
-from tests.support.servers import eventually
+from tests.support.servers import eventually, free_port
 from tests.support.service import API_KEY
 from tests.support.subscriber import Subscriber, recording_subscriber
 
@@ -51,13 +50,6 @@ def process_env(url: str, **extra: str) -> dict[str, str]:
         "VIDEOHOOKS_DELIVERY_CONCURRENCY": str(CONCURRENCY),
         "VIDEOHOOKS_LOG_LEVEL": "WARNING",
     } | extra
-
-
-def free_port() -> int:
-    sock = bind("127.0.0.1", 0)
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
 
 
 async def subscribe(url: str, subscribers: list[Subscriber]) -> None:

@@ -8,10 +8,10 @@ import time
 import httpx2 as httpx
 
 from handlers.simulator import Script, _encode_id
-from service.server import SIMULATOR_WARNING, bind
+from service.server import SIMULATOR_WARNING
 from service.tokens import ReceiverTokens
 from tests.support.processes import Process
-from tests.support.servers import eventually
+from tests.support.servers import eventually, free_port
 from tests.support.service import running_service
 from tests.support.subscriber import recording_subscriber
 
@@ -122,13 +122,6 @@ async def _refused_once(svc, video_id: str) -> bool:
 
 async def _completed(svc, video_id: str) -> bool:
     return (await svc.video(video_id))["status"] == "completed"
-
-
-def free_port() -> int:
-    sock = bind("127.0.0.1", 0)
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
 
 
 async def test_serve_with_a_public_url_warns_and_the_walk_through_still_works(tmp_path):

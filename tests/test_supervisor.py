@@ -12,9 +12,8 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from service.server import bind
 from tests.support.processes import Process
-from tests.support.servers import eventually
+from tests.support.servers import eventually, free_port
 from tests.support.subscriber import recording_subscriber
 from tests.test_processes import api, claimed_rows, delivery_statuses, process_env, seed_events
 
@@ -61,11 +60,14 @@ def succeeded(metrics: str) -> float:
     return sum(float(value) for value in SUCCEEDED.findall(metrics))
 
 
-def free_port() -> int:
-    sock = bind("127.0.0.1", 0)
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
+async def two_busy_workers(env: dict[str, str], folder: Path) -> tuple[Process, set[int]]:
+    """`worker --processes 2` once each of its processes has claimed deliveries; its children."""
+    worker = await Process.start(["worker", "--processes", "2"], env, folder)
+    await worker.expect(r"videohooks workers \(.*2 processes\)")
+    pids = children(worker.proc.pid)
+    assert len(pids) == 2
+    await eventually(lambda: len(claimers(folder / "videohooks.db")) == 2, timeout=30)
+    return worker, pids
 
 
 async def test_serve_runs_in_n_processes_on_one_port_and_reports_the_work_of_all(tmp_path):
@@ -116,11 +118,8 @@ async def test_sigterm_drains_every_process_and_records_what_each_had_in_flight(
     db = tmp_path / "videohooks.db"
     async with recording_subscriber(delay=1.0) as subscriber:
         await seed_events(env, 40, subscriber.url)
-        worker = await Process.start(["worker", "--processes", "2"], env, tmp_path)
-        await worker.expect(r"videohooks workers \(.*2 processes\)")
-        pids = children(worker.proc.pid)
         # Both processes hold deliveries that are on their way to the slow subscriber.
-        await eventually(lambda: len(claimers(db)) == 2, timeout=30)
+        worker, pids = await two_busy_workers(env, tmp_path)
         worker.signal(signal.SIGTERM)
         assert await worker.exit_code() == 0
         assert not any(alive(pid) for pid in pids)
@@ -142,10 +141,7 @@ async def test_a_killed_process_is_replaced_and_its_work_recovered(tmp_path):
     db = tmp_path / "videohooks.db"
     async with recording_subscriber(delay=0.05) as subscriber:
         await seed_events(env, 300, subscriber.url)
-        worker = await Process.start(["worker", "--processes", "2"], env, tmp_path)
-        await worker.expect(r"videohooks workers")
-        pids = children(worker.proc.pid)
-        await eventually(lambda: len(claimers(db)) == 2, timeout=30)
+        worker, pids = await two_busy_workers(env, tmp_path)
         os.kill(min(pids), signal.SIGKILL)
         await eventually(lambda: len(children(worker.proc.pid) - pids) == 1, timeout=30)
         await eventually(lambda: len(subscriber.event_ids()) == 300, timeout=90)
@@ -168,10 +164,7 @@ async def test_no_process_outlives_a_killed_supervisor_and_a_restart_finishes_th
     db = tmp_path / "videohooks.db"
     async with recording_subscriber(delay=0.05) as subscriber:
         await seed_events(env, 300, subscriber.url)
-        worker = await Process.start(["worker", "--processes", "2"], env, tmp_path)
-        await worker.expect(r"videohooks workers")
-        pids = children(worker.proc.pid)
-        await eventually(lambda: len(subscriber.received) >= 30, timeout=30)
+        worker, pids = await two_busy_workers(env, tmp_path)
         worker.signal(signal.SIGKILL)
         assert await worker.exit_code() == -signal.SIGKILL
         await eventually(lambda: not any(alive(pid) for pid in pids), timeout=30)

@@ -11,19 +11,11 @@ import re
 import shlex
 from pathlib import Path
 
-from service.server import bind
 from tests.support.processes import Process
+from tests.support.servers import free_port
 
 README = Path(__file__).parents[1] / "README.md"
 BLOCK = re.compile(r"<!-- walkthrough: (\w+) -->\n```sh\n(.*?)```", re.S)
-
-
-def free_port() -> int:
-    sock = bind("127.0.0.1", 0)
-    try:
-        return int(sock.getsockname()[1])
-    finally:
-        sock.close()
 
 
 class Walkthrough:

@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx2 as httpx
 
 from handlers import handler_class, implemented
-from service.server import bind
 from tests.support.service import API_KEY
 
 # Every provider configured (so that every model id the schema allows is accepted), its API at a
@@ -37,13 +36,6 @@ def fuzz_env(folder: Path, **settings: str) -> dict[str, str]:
             env[f"VIDEOHOOKS_{name.upper()}_{credential}"] = "fuzz"
         env[f"VIDEOHOOKS_{name.upper()}_BASE_URL"] = "http://127.0.0.1:9"
     return env | {f"VIDEOHOOKS_{key.upper()}": value for key, value in settings.items()}
-
-
-def free_port() -> int:
-    sock = bind("127.0.0.1", 0)
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
 
 
 @contextmanager

@@ -16,7 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.fuzzing import free_port, fuzz_env, videohooks
+from tests.support.fuzzing import fuzz_env, videohooks
+from tests.support.servers import free_port
 
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 

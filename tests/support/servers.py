@@ -40,3 +40,12 @@ async def eventually(check, timeout: float = 10.0, interval: float = 0.02):  # t
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+def free_port() -> int:
+    """A port nothing listens on now, for a process that must be told its port in advance."""
+    sock = bind("127.0.0.1", 0)
+    try:
+        return int(sock.getsockname()[1])
+    finally:
+        sock.close()
