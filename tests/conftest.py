@@ -9,7 +9,7 @@ import pytest
 from service.encryption import Cipher
 from storage import Store, open_store
 from tests.support.databases import database, database_env
-from tests.support.processes import kill_leftovers
+from tests.support.processes import kill_leftovers, reap_leftovers
 from tests.support.service import fast_env
 
 
@@ -22,6 +22,14 @@ def anyio_backend() -> str:
 def no_process_outlives_its_test() -> Iterator[None]:
     yield
     kill_leftovers()
+
+
+@pytest.fixture
+async def processes_reaped() -> AsyncIterator[None]:
+    """For modules of async tests that start processes (pytestmark): what a failing test left
+    running is killed and reaped in the test's loop, before the synchronous backstop above."""
+    yield
+    await reap_leftovers()
 
 
 @pytest.fixture

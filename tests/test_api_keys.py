@@ -10,7 +10,10 @@ from tests.support.databases import BACKENDS
 from tests.support.processes import Process
 from tests.support.servers import eventually
 
-pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+pytestmark = [
+    pytest.mark.parametrize("backend", BACKENDS, indirect=True),
+    pytest.mark.usefixtures("processes_reaped"),
+]
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -23,7 +23,10 @@ from tests.support.servers import eventually, free_port
 from tests.support.service import API_KEY
 from tests.support.subscriber import recording_subscriber
 
-pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+pytestmark = [
+    pytest.mark.parametrize("backend", BACKENDS, indirect=True),
+    pytest.mark.usefixtures("processes_reaped"),
+]
 
 JOBS = 150
 GRACE = 10.0

@@ -26,7 +26,10 @@ from tests.support.servers import eventually
 from tests.support.service import running_service
 from tests.support.signing import signed
 
-pytestmark = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+pytestmark = [
+    pytest.mark.parametrize("backend", BACKENDS, indirect=True),
+    pytest.mark.usefixtures("processes_reaped"),
+]
 
 # The client gives up after a second; an unanswered submission is reconciled for two.
 LATE = {"VIDEOHOOKS_PROVIDER_TIMEOUT": "1s", "VIDEOHOOKS_SUBMIT_RECONCILE": "2s"}

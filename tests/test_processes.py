@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx2 as httpx
+import pytest
 
 from service.context import running
 from service.server import bind
@@ -22,6 +23,8 @@ from tests.support.processes import Process
 from tests.support.servers import eventually
 from tests.support.service import API_KEY
 from tests.support.subscriber import recording_subscriber
+
+pytestmark = pytest.mark.usefixtures("processes_reaped")
 
 
 def claimed_rows(db: Path) -> int:

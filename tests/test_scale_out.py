@@ -30,7 +30,10 @@ from tests.support.servers import eventually, free_port
 from tests.support.service import API_KEY
 from tests.support.subscriber import Subscriber, recording_subscriber
 
-pytestmark = pytest.mark.skipif(not POSTGRES, reason=NOT_RUN)
+pytestmark = [
+    pytest.mark.skipif(not POSTGRES, reason=NOT_RUN),
+    pytest.mark.usefixtures("processes_reaped"),
+]
 
 EVENTS = 2000
 CONCURRENCY = 64

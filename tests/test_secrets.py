@@ -36,6 +36,8 @@ from tests.support.service import API_KEY, running_service
 from tests.support.signing import signed
 from tests.support.subscriber import Received, recording_subscriber
 
+pytestmark = pytest.mark.usefixtures("processes_reaped")
+
 both_backends = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 

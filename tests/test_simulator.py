@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import httpx2 as httpx
+import pytest
 
 from handlers.simulator import Script, _encode_id
 from service.server import SIMULATOR_WARNING
@@ -14,6 +15,8 @@ from tests.support.processes import Process
 from tests.support.servers import eventually, free_port
 from tests.support.service import running_service
 from tests.support.subscriber import recording_subscriber
+
+pytestmark = pytest.mark.usefixtures("processes_reaped")
 
 
 def credential(svc) -> dict[str, str]:

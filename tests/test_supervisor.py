@@ -11,11 +11,14 @@ import sqlite3
 from pathlib import Path
 
 import httpx2 as httpx
+import pytest
 
 from tests.support.processes import Process
 from tests.support.servers import eventually, free_port
 from tests.support.subscriber import recording_subscriber
 from tests.test_processes import api, claimed_rows, delivery_statuses, process_env, seed_events
+
+pytestmark = pytest.mark.usefixtures("processes_reaped")
 
 SUCCEEDED = re.compile(r'^videohooks_deliveries_total\{outcome="succeeded".*\} (\S+)$', re.M)
 
@@ -63,7 +66,7 @@ def succeeded(metrics: str) -> float:
 async def two_busy_workers(env: dict[str, str], folder: Path) -> tuple[Process, set[int]]:
     """`worker --processes 2` once each of its processes has claimed deliveries; its children."""
     worker = await Process.start(["worker", "--processes", "2"], env, folder)
-    await worker.expect(r"videohooks workers \(.*2 processes\)")
+    await worker.expect(r"videohooks workers \(.*2 processes\)", timeout=120)
     pids = children(worker.proc.pid)
     assert len(pids) == 2
     await eventually(lambda: len(claimers(folder / "videohooks.db")) == 2, timeout=30)

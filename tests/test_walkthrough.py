@@ -11,8 +11,12 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
+
 from tests.support.processes import Process
 from tests.support.servers import free_port
+
+pytestmark = pytest.mark.usefixtures("processes_reaped")
 
 README = Path(__file__).parents[1] / "README.md"
 BLOCK = re.compile(r"<!-- walkthrough: (\w+) -->\n```sh\n(.*?)```", re.S)

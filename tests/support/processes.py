@@ -47,7 +47,7 @@ class Process:
             )
         return cls(proc, log)
 
-    async def expect(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+    async def expect(self, pattern: str, timeout: float = 120.0) -> re.Match[str]:
         """Reads stdout until a line matches `pattern`."""
         assert self.proc.stdout is not None
         async with asyncio.timeout(timeout):
@@ -86,6 +86,13 @@ class Process:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
         await self.proc.wait()
+
+
+async def reap_leftovers() -> None:
+    """In a test's own loop: kills and reaps every process it left running, so that their pipes
+    are closed there (left to the garbage collector, they would warn in a later test)."""
+    while Process.started:
+        await Process.started.pop().kill()
 
 
 def kill_leftovers() -> None:
