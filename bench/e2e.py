@@ -455,16 +455,19 @@ async def front_mode(args: argparse.Namespace) -> None:
     processes = [receiver]
     try:
         await subscribe(env, [f"{subscriber}/e2e/{index}" for index in range(args.subscribers)])
-        many = ["--processes", str(args.web_processes)] if args.web_processes > 1 else []
         python = [sys.executable, "-m", "service"]
-        web = start([*python, "web", "--port", port_of(web_url), *many], env)
+        web_command = [*python, "web", "--port", port_of(web_url)]
+        web = start([*web_command, "--processes", str(args.web_processes)], env)
         processes.append(web)
         if not args.accept_only:
-            processes.append(start([*python, "web", "--port", port_of(simulator_url)], env))
+            # One process: the simulator's scheduled webhooks live in the process that took the job.
+            simulator = [*python, "web", "--port", port_of(simulator_url), "--processes", "1"]
+            processes.append(start(simulator, env))
             await wait_ready(simulator_url)
         await wait_ready(web_url)
-        # The worker last: its own process, started once the others listen.
-        worker = None if args.accept_only else start([*python, "worker"], env)
+        # The worker last: its own process(es), started once the others listen.
+        worker_command = [*python, "worker", "--processes", str(args.worker_processes)]
+        worker = None if args.accept_only else start(worker_command, env)
         if worker is not None:
             processes.append(worker)
         names = ("web", "simulator", "worker")
@@ -497,7 +500,8 @@ async def front_mode(args: argparse.Namespace) -> None:
     else:
         print(f"\n{jobs} jobs at {args.rate:g}/s for {args.seconds:g} s", end="")
     print(
-        f"; database {kind}; web processes {args.web_processes}; {os.cpu_count()} CPUs;"
+        f"; database {kind}; web processes {args.web_processes}, worker processes"
+        f" {args.worker_processes}; {os.cpu_count()} CPUs;"
         f" simulator after_s {args.after_s:g}"
     )
     print(limit.line("trivial endpoint (client ceiling)"))
@@ -543,6 +547,12 @@ async def main() -> None:
         type=int,
         default=1,
         help="`videohooks web --processes P` (clients, rate)",
+    )
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=1,
+        help="`videohooks worker --processes W` (clients, rate)",
     )
     parser.add_argument(
         "--after-s", type=float, default=0.2, help="the simulated job's duration (clients, rate)"
