@@ -500,8 +500,9 @@ async def front_mode(args: argparse.Namespace) -> None:
     else:
         print(f"\n{jobs} jobs at {args.rate:g}/s for {args.seconds:g} s", end="")
     print(
-        f"; database {kind}; web processes {args.web_processes}, worker processes"
-        f" {args.worker_processes}; {os.cpu_count()} CPUs;"
+        f"; database {kind}; web processes {args.web_processes}, "
+        + ("no worker" if args.accept_only else f"worker processes {args.worker_processes}")
+        + f"; {os.cpu_count()} CPUs;"
         f" simulator after_s {args.after_s:g}"
     )
     print(limit.line("trivial endpoint (client ceiling)"))
