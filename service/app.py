@@ -114,13 +114,14 @@ def _route(path: str, any_query: bool = False, **endpoints: Endpoint) -> Route:
 
     async def dispatch(request: Request) -> Response:
         method = "get" if request.method == "HEAD" else request.method.lower()
-        unknown = set(request.query_params) - allowed[method]
-        if unknown and not any_query:
+        # Most requests have no query string: then there is nothing to parse or check.
+        query = request.query_params if request.scope["query_string"] else None
+        if query is not None and not any_query and (unknown := set(query) - allowed[method]):
             raise InvalidRequest.field(sorted(unknown)[0], "is not a parameter of this operation")
         # No id holds U+0000, and PostgreSQL cannot even compare a string that does.
         if any("\x00" in str(value) for value in request.path_params.values()):
             raise NotFound("no such object")
-        for name, value in request.query_params.multi_items():
+        for name, value in query.multi_items() if query is not None else ():
             if "\x00" in value:
                 raise InvalidRequest.field(name, "must not hold U+0000")
         return await endpoints[method](request)

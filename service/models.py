@@ -52,13 +52,17 @@ JSON_VALUE = {
 T = TypeVar("T")
 
 
+# Read once: implemented() looks for every provider's module, which a request must not repeat.
+_IMPLEMENTED = implemented()
+
+
 def _model_id(value: str) -> str:
     match = _MODEL.fullmatch(value)
     if match is None:
         raise ValueError("must be provider/model, e.g. simulator/default or nanogpt/veo3")
-    provider, known = match.group(1), ", ".join(implemented())
-    if provider not in implemented():
-        raise ValueError(f"unknown provider {provider!r}; known: {known}")
+    provider = match.group(1)
+    if provider not in _IMPLEMENTED:
+        raise ValueError(f"unknown provider {provider!r}; known: {', '.join(_IMPLEMENTED)}")
     return value
 
 
@@ -66,7 +70,7 @@ def _model_id(value: str) -> str:
 # the readable error.
 ModelId = Annotated[
     str,
-    Field(max_length=200, json_schema_extra={"pattern": f"^({'|'.join(implemented())})/[!-~]+$"}),
+    Field(max_length=200, json_schema_extra={"pattern": f"^({'|'.join(_IMPLEMENTED)})/[!-~]+$"}),
     AfterValidator(_model_id),
 ]
 

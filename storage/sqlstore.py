@@ -82,8 +82,13 @@ Statement = Fetch | Execute | ExecuteMany
 Steps = Generator[Statement, Any, T]
 
 
+# One encoder for every stored JSON column: json.dumps with any non-default argument builds a new
+# encoder on each call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    return None if value is None else _COMPACT.encode(value)
 
 
 def decode(row: Row, json_columns: Iterable[str]) -> dict[str, Any]:
@@ -108,6 +113,14 @@ def routable(row: Row) -> Subscription:
 
 def page(rows: list[T], limit: int) -> Page[T]:
     return Page(items=rows[:limit], has_more=len(rows) > limit)
+
+
+def job_row(new: Job) -> dict[str, Any]:
+    """A new job's columns, as job_insert takes them."""
+    params = new.model_dump(exclude={"claimed_by", "claimed_until", *SUBMISSION})
+    for column in JOB_JSON:
+        params[column] = dumps(params[column])
+    return params
 
 
 def told(
@@ -203,9 +216,7 @@ class SqlStore:
     # -- jobs -------------------------------------------------------------------------------
 
     async def create_job(self, new: Job, note: JobNote | None = None) -> tuple[Job, bool]:
-        params = new.model_dump(exclude={"claimed_by", "claimed_until", *SUBMISSION})
-        for column in JOB_JSON:
-            params[column] = dumps(params[column])
+        params = job_row(new)
 
         def steps() -> Steps[tuple[Job, bool]]:
             if (yield Fetch("job_insert", params)):

@@ -42,6 +42,16 @@ async def kinds(store, job_id: str) -> list[str]:
     return [entry.kind for entry in await store.job_log(job_id)]
 
 
+async def test_a_job_refused_for_its_idempotency_key_tells_nothing(store):
+    first, created = await store.create_job(a_job(idempotency_key="k"), note("created"))
+    assert created
+    refused = a_job(idempotency_key="k")
+    again, created = await store.create_job(refused, note("created"))
+    assert not created and again.id == first.id
+    assert await kinds(store, first.id) == ["created"]
+    assert await kinds(store, refused.id) == []
+
+
 async def test_a_jobs_story_is_written_with_each_change_it_tells_of(store):
     job = a_job()
     await store.create_job(job, note("created", model=job.model))

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from typing import cast
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
@@ -70,8 +70,7 @@ async def create(request: Request) -> Response:
             }
         ],
         idempotency_key=idempotency_key,
-        # Canonical JSON, so the same body in another key order or spacing is the same request.
-        request_hash=hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest(),
+        request_hash=None if idempotency_key is None else _request_hash(payload),
         created_at=now,
         updated_at=now,
         deadline_at=now + ctx.settings.job_timeout,
@@ -175,6 +174,12 @@ def _require_configured_provider(request: Request, body: CreateVideo) -> None:
         f"provider {name!r} is not configured here (set {how_to_configure(handler_class(name))}; "
         f"see docs/providers/{name}.md)",
     )
+
+
+def _request_hash(payload: dict[str, Any]) -> str:
+    """What tells a replayed request from another under the same Idempotency-Key: canonical
+    JSON, so the same body in another key order or spacing is the same request."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def _idempotency_key(request: Request) -> str | None:
