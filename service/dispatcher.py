@@ -139,7 +139,7 @@ class Dispatcher:
             await asyncio.sleep(wait)
         attempted_at = time.time()
         try:
-            outcome = await self.sender.attempt(task.url, task.event_id, task.payload, secrets)
+            outcome = await self.sender.attempt(task.url, task.event_id, task.body, secrets)
         except Exception as exc:
             log.exception("delivery attempt crashed", extra={"delivery_id": task.id})
             outcome = Outcome(None, 0.0, f"internal error: {type(exc).__name__}", "internal")

@@ -748,7 +748,10 @@ class SqlStore:
                 return []
             seqs = [row["seq"] for row in claimed]
             rows = yield Fetch("delivery_tasks", {"seqs": seqs, "now": now})
-            return [_task(row, self.cipher) for row in rows]
+            # An event's deliveries share one encoded body, and a subscription's one secret.
+            bodies: dict[str, bytes] = {}
+            secrets: dict[str, str] = {}
+            return [_task(row, self.cipher, bodies, secrets) for row in rows]
 
         return await self._run(steps)
 
@@ -893,16 +896,29 @@ def _new_key(key: ApiKey) -> dict[str, Any]:
     return key.model_dump(exclude={"last_used_at", "revoked_at"})
 
 
-def _task(row: Any, cipher: Cipher) -> DeliveryTask:
+def _task(
+    row: Any, cipher: Cipher, bodies: dict[str, bytes], secrets: dict[str, str]
+) -> DeliveryTask:
     # By position: the hot path's rows (sqlite3.Row, asyncpg.Record) are read the cheapest way.
+    event_id = row[2]
+    body = bodies.get(event_id)
+    if body is None:
+        body = bodies[event_id] = row[6].encode()
+    opened = []
+    for sealed in (row[7], row[8]):
+        if sealed:
+            secret = secrets.get(sealed)
+            if secret is None:
+                secret = secrets[sealed] = cipher.open(sealed)
+            opened.append(secret)
     return DeliveryTask(
         seq=row[0],
         id=row[1],
-        event_id=row[2],
+        event_id=event_id,
         subscription_id=row[3],
         url=row[4],
         attempt_count=row[5],
-        payload=row[6],
-        secrets=[cipher.open(secret) for secret in (row[7], row[8]) if secret],
+        body=body,
+        secrets=opened,
         rate_limit=row[9],
     )
