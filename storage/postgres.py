@@ -28,12 +28,12 @@ from storage.sqlstore import (
     Execute,
     ExecuteMany,
     Fetch,
+    Routes,
     Row,
     SqlStore,
     Statement,
     Steps,
     dumps,
-    routable,
 )
 
 log = logging.getLogger("videohooks.storage")
@@ -73,6 +73,7 @@ class PostgresStore(SqlStore):
     def __init__(self, url: str, cipher: Cipher) -> None:
         self.url = url
         self.cipher = cipher
+        self.routes = Routes()
         self._pool: asyncpg.Pool | None = None
         self._wakeups = {channel: asyncio.Event() for channel in CHANNELS}
         self._listening: asyncio.Task[None] | None = None
@@ -199,8 +200,7 @@ class PostgresStore(SqlStore):
         """The terminal transition in one statement (job_finish_at_once) instead of six round
         trips: the subscriptions are read first and routed, and the statement checks each again.
         A subscription created in between misses this event, as if created just after it."""
-        rows = await self._read("subscription_all", {})
-        subscriptions = [routable(row) for row in rows]
+        subscriptions = self.routes(await self._read("subscription_all", {}))
         deliveries = route(subscriptions)
         params = {
             "id": job_id,

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from storage import sql
 from storage.base import CHANNELS, Cipher, StorageError
-from storage.sqlstore import Execute, ExecuteMany, Fetch, Row, SqlStore, Statement, Steps
+from storage.sqlstore import Execute, ExecuteMany, Fetch, Routes, Row, SqlStore, Statement, Steps
 
 log = logging.getLogger("videohooks.storage")
 
@@ -87,6 +87,7 @@ class SQLiteStore(SqlStore):
     def __init__(self, path: str, cipher: Cipher) -> None:
         self.path = path
         self.cipher = cipher
+        self.routes = Routes()
         self._writer = _Connection(path)
         self._reader = _Connection(path)
         self._wakeups = {channel: asyncio.Event() for channel in CHANNELS}

@@ -106,6 +106,31 @@ def routable(row: Row) -> Subscription:
     return Subscription.model_validate(decode(row, SUBSCRIPTION_JSON))
 
 
+class Routes:
+    """Subscriptions as routing reads them, each row parsed once per version: every terminal
+    transition reads them all, and parsing every row into a model for every event cost more
+    than the routing. A version is the row's id, updated_at and status: every write that changes
+    what routing reads (url, events, filter, status) sets updated_at."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._parsed: dict[tuple[Any, ...], Subscription] = {}
+
+    def __call__(self, rows: Iterable[Row]) -> list[Subscription]:
+        parsed = self._parsed
+        if len(parsed) > self.LIMIT:
+            parsed.clear()  # versions of rows long changed or gone
+        subscriptions = []
+        for row in rows:
+            version = (row["id"], row["updated_at"], row["status"])
+            subscription = parsed.get(version)
+            if subscription is None:
+                subscription = parsed[version] = routable(row)
+            subscriptions.append(subscription)
+        return subscriptions
+
+
 def page(rows: list[T], limit: int) -> Page[T]:
     return Page(items=rows[:limit], has_more=len(rows) > limit)
 
@@ -128,6 +153,7 @@ class SqlStore:
     """The Store protocol over four primitives each backend implements."""
 
     cipher: Cipher
+    routes: Routes
 
     async def _run(self, steps: Callable[[], Steps[T]]) -> T:
         """Runs the generator `steps()` makes as one transaction; `steps` is called again if the
@@ -425,7 +451,7 @@ class SqlStore:
             if (yield Execute("job_finish", params)) == 0:
                 return False
             yield Execute("event_insert", event.model_dump())
-            subscriptions = [routable(row) for row in (yield Fetch("subscription_all", {}))]
+            subscriptions = self.routes((yield Fetch("subscription_all", {})))
             deliveries = [
                 {
                     "id": new_id("dlv"),
@@ -777,7 +803,18 @@ class SqlStore:
         ]
         deferred = [row for row in rows if row["status"] == "deferred"]
         attempted = [row for row in rows if row["status"] != "deferred"]
-        health = [row for row in attempted if row["subscription_id"] is not None]
+        # One health update per subscription, not per delivery: a success clears failing_since,
+        # then the batch's earliest failure sets it if none is set.
+        succeeded: set[str] = set()
+        first_failure: dict[str, float] = {}
+        for row in attempted:
+            subscription_id = row["subscription_id"]
+            if subscription_id is None:
+                continue
+            if row["status"] == "succeeded":
+                succeeded.add(subscription_id)
+            elif subscription_id not in first_failure:
+                first_failure[subscription_id] = row["attempted_at"]
         gone = [
             {"id": result.subscription_id, "reason": result.disable_reason, "now": now}
             for result in results
@@ -789,10 +826,14 @@ class SqlStore:
             yield ExecuteMany("delivery_record", attempted)
             yield ExecuteMany("attempt_insert", attempted)
             yield ExecuteMany(
-                "subscription_succeeded", [r for r in health if r["status"] == "succeeded"]
+                "subscription_succeeded", [{"subscription_id": id_} for id_ in sorted(succeeded)]
             )
             yield ExecuteMany(
-                "subscription_failed", [r for r in health if r["status"] != "succeeded"]
+                "subscription_failed",
+                [
+                    {"subscription_id": id_, "attempted_at": at}
+                    for id_, at in sorted(first_failure.items())
+                ],
             )
             failing = yield Fetch("subscriptions_failing_too_long", {"cutoff": now - disable_after})
             disable = gone + [

@@ -351,7 +351,7 @@ async def test_router_sees_subscriptions_and_skipped_deliveries_are_not_due(stor
     assert statuses == ["pending", "skipped"]
     claimed = await store.claim_deliveries("w", time.time() + 1, 10, 30, 10)
     assert [task.url for task in claimed] == ["http://active"]
-    assert claimed[0].secrets == ["whsec_x"] and json.loads(claimed[0].payload) == {"id": event.id}
+    assert claimed[0].secrets == ["whsec_x"] and json.loads(claimed[0].body) == {"id": event.id}
 
 
 async def test_deliveries_are_claimed_under_lease_and_recorded(store):
