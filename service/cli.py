@@ -53,7 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     ):
         command = _command(commands, name, help_, SERVICE)
         _listening(command, int(os.environ.get("PORT") or 8000), "$PORT, else 8000")
-    _command(commands, "worker", "submitter, poller and dispatcher only (scale-out)", SERVICE)
+        _processes(command)
+    _processes(
+        _command(commands, "worker", "submitter, poller and dispatcher only (scale-out)", SERVICE)
+    )
     _command(commands, "migrate", "create or upgrade the schema, then exit", DATABASE)
     _command(
         commands,
@@ -138,6 +141,25 @@ def _listening(command: argparse.ArgumentParser, port: int, port_default: str) -
     )
 
 
+def _processes(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--processes",
+        type=_positive,
+        metavar="N",
+        help="run the work in N processes, one per core, sharing one port "
+        "(default $VIDEOHOOKS_PROCESSES, else the number of cores)",
+    )
+    # How a supervisor (service/supervisor.py) hands its children their socket and ready pipe.
+    for option in ("--listen-fd", "--ready-fd", "--supervised-by"):
+        command.add_argument(option, type=int, help=argparse.SUPPRESS)
+
+
+def _positive(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
 def run(main: Coroutine[Any, Any, int]) -> int:
     """Runs on uvloop where it is installed (measured faster on the delivery path), else on
     asyncio's own loop."""
@@ -176,12 +198,17 @@ def main(argv: list[str] | None = None) -> int:
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     from service import demo, listen, server
 
-    if args.command == "serve":
-        return await server.run(settings, args.host, args.port, worker=True)
-    if args.command == "web":
-        return await server.run(settings, args.host, args.port, worker=False)
-    if args.command == "worker":
-        return await server.run(settings, None, 0, worker=True)
+    if args.command in ("serve", "web", "worker"):
+        launch = server.Launch(
+            command=args.command,
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", 0),
+            processes=args.processes or settings.processes,
+            listen_fd=args.listen_fd,
+            ready_fd=args.ready_fd,
+            supervised_by=args.supervised_by,
+        )
+        return await server.run(settings, launch)
     if args.command == "migrate":
         return await _migrate(settings)
     if args.command == "api-key":

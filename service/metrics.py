@@ -1,16 +1,26 @@
 """Prometheus metrics.
 
 Counters and histograms count what this process did (the worker's delivery, poll and submission
-counters appear on `serve`'s /metrics, or on a worker's own VIDEOHOOKS_METRICS_LISTEN). Queue
-depths are read from the database when /metrics is scraped, so any web process reports them for
-the whole deployment.
+counters appear on `serve`'s /metrics, or on a worker's own VIDEOHOOKS_METRICS_LISTEN); under
+`--processes N` they count what all N processes did (prometheus_client's multiprocess mode, in a
+directory service/supervisor.py gives its children). Queue depths are read from the database when
+/metrics is scraped, so any web process reports them for the whole deployment.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from storage import Store
 
@@ -25,10 +35,21 @@ ATTEMPT_SECONDS = Histogram(
     "Duration of delivery attempts, from connect to the first 4 KiB of the answer.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30),
 )
-PENDING = Gauge("videohooks_deliveries_pending", "Deliveries waiting to be sent or retried.")
-FAILED = Gauge("videohooks_deliveries_failed", "Deliveries that used every attempt (kept).")
+# Read from the database by whichever process is scraped: its reading is the deployment's.
+PENDING = Gauge(
+    "videohooks_deliveries_pending",
+    "Deliveries waiting to be sent or retried.",
+    multiprocess_mode="mostrecent",
+)
+FAILED = Gauge(
+    "videohooks_deliveries_failed",
+    "Deliveries that used every attempt (kept).",
+    multiprocess_mode="mostrecent",
+)
 OLDEST_PENDING = Gauge(
-    "videohooks_oldest_pending_delivery_seconds", "Age of the oldest delivery still pending."
+    "videohooks_oldest_pending_delivery_seconds",
+    "Age of the oldest delivery still pending.",
+    multiprocess_mode="mostrecent",
 )
 POLLS = Counter(
     "videohooks_polls",
@@ -51,8 +72,27 @@ SUBMISSIONS = Counter(
 )
 EVENTS = Counter("videohooks_events", "Terminal events created, by type.", ["type"])
 LIVE_STREAMS = Gauge(
-    "videohooks_dashboard_live_streams", "Dashboard pages receiving live updates now."
+    "videohooks_dashboard_live_streams",
+    "Dashboard pages receiving live updates now.",
+    multiprocess_mode="livesum",
 )
+# prometheus_client's own variable: set, every metric of the process is kept in that directory.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def registry(directory: str | None = None) -> CollectorRegistry:
+    """This process's metrics, or every process's when run under a supervisor (which names
+    their directory; its children find it in their environment)."""
+    directory = directory or os.environ.get(MULTIPROC_ENV)
+    if directory is None:
+        return REGISTRY
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged, path=directory)
+    return merged
+
+
+def exposition() -> bytes:
+    return generate_latest(registry())
 
 
 async def refresh_queue_gauges(store: Store) -> None:

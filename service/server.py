@@ -10,16 +10,19 @@ import socket
 import sys
 from collections.abc import Callable, Generator
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from types import TracebackType
 
 import prometheus_client
 import uvicorn
 from starlette.types import ASGIApp
 
+from service import metrics
 from service.api_keys import new_api_key
 from service.app import create_app
 from service.context import Context, running
 from service.settings import Settings
+from service.supervisor import CONFIG_EXIT, StartFailed, Supervisor, die_with_parent, report_ready
 from service.worker import Worker
 
 SIMULATOR_WARNING = (
@@ -29,6 +32,7 @@ SIMULATOR_WARNING = (
 
 
 KEEP_ALIVE_S = 75
+BACKLOG = 2048  # uvicorn's own default
 
 
 class HttpServer(uvicorn.Server):
@@ -138,29 +142,120 @@ async def announce_api_key(context: Context, say: Callable[[str], None]) -> None
         say("API key: generated at first start (create another with `videohooks api-key create`)")
 
 
-async def run(settings: Settings, host: str | None, port: int, worker: bool) -> int:
-    """The CLI's process: runs until SIGTERM or SIGINT, then drains and exits 0."""
-    listen = bind(host, port) if host is not None else None
-    async with Service(settings, listen, worker) as service:
+@dataclass(frozen=True)
+class Launch:
+    """What the CLI asks of `run`: the command (serve, web, worker), where to listen, and in
+    how many processes; a supervised child also gets the socket and pipe its supervisor passes."""
+
+    command: str
+    host: str | None = None
+    port: int = 0
+    processes: int = 1
+    listen_fd: int | None = None
+    ready_fd: int | None = None
+    supervised_by: int | None = None
+
+    @property
+    def worker(self) -> bool:
+        return self.command != "web"
+
+    @property
+    def listens(self) -> bool:
+        return self.command != "worker"
+
+
+async def run(settings: Settings, launch: Launch) -> int:
+    """The CLI's process: runs until SIGTERM or SIGINT, then drains and exits 0. With more than
+    one process it supervises that many children (service/supervisor.py)."""
+    if launch.supervised_by is not None:
+        die_with_parent(launch.supervised_by)
+        return await _serve(settings, launch)
+    if launch.processes > 1:
+        return await _supervise(settings, launch)
+    return await _serve(settings, launch)
+
+
+def _socket(launch: Launch) -> socket.socket | None:
+    if launch.listen_fd is not None:
+        return socket.socket(fileno=launch.listen_fd)
+    if launch.listens:
+        assert launch.host is not None
+        return bind(launch.host, launch.port)
+    return None
+
+
+async def _serve(settings: Settings, launch: Launch) -> int:
+    async with Service(settings, _socket(launch), launch.worker) as service:
         # Handlers before anything is announced: who reads the announcement may stop us at once
         # (and stdout may be unbuffered).
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, service.stop)
-        if service.url is not None:
-            await announce_api_key(service.context, print)
-            role = "serving" if worker else "API"
-            print(f"videohooks {role} on {service.url} (database {settings.database_url})")
-            if settings.simulator and settings.public_url is not None:
-                print(SIMULATOR_WARNING)
+        if launch.ready_fd is not None:
+            report_ready(launch.ready_fd)  # the supervisor announces the service
         else:
-            assert service.worker is not None
-            print(f"videohooks worker {service.worker.id} (database {settings.database_url})")
-            if settings.metrics_listen is not None:
-                host, port = settings.metrics_listen
-                prometheus_client.start_http_server(port, addr=host)
+            worker_id = service.worker.id if service.worker is not None else None
+            await _announce(service.context, launch, 1, worker_id)
+            _serve_metrics(settings, launch, metrics.registry())
         sys.stdout.flush()
         failures = await service.wait()
     for failure in failures:
         print(f"videohooks: {type(failure).__name__}: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+async def _supervise(settings: Settings, launch: Launch) -> int:
+    listen = _socket(launch)
+    if listen is not None:
+        listen.listen(BACKLOG)  # connections wait in the queue while the children start
+    supervisor = Supervisor(launch.command, launch.processes, listen)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, supervisor.stop)
+    try:
+        # What must happen once, before the children race for it: the schema, the stored keys,
+        # the first API key.
+        url = local_url(listen) if listen is not None else None
+        async with running(settings, url) as context:
+            await supervisor.start_all()
+            if supervisor.stopping.is_set():
+                return await supervisor.run()
+            await _announce(context, launch, launch.processes)
+        _serve_metrics(settings, launch, metrics.registry(supervisor.metrics_dir))
+        sys.stdout.flush()
+        return await supervisor.run()
+    except StartFailed as exc:
+        print(f"videohooks: {exc}", file=sys.stderr)
+        return exc.code if exc.code == CONFIG_EXIT else 1
+    finally:
+        supervisor.close()
+        if listen is not None:
+            listen.close()
+
+
+def _serve_metrics(
+    settings: Settings, launch: Launch, registry: prometheus_client.CollectorRegistry
+) -> None:
+    """A worker has no HTTP API: its metrics get a port of their own when one is configured."""
+    if not launch.listens and settings.metrics_listen is not None:
+        host, port = settings.metrics_listen
+        prometheus_client.start_http_server(port, addr=host, registry=registry)
+
+
+async def _announce(
+    context: Context, launch: Launch, processes: int, worker_id: str | None = None
+) -> None:
+    settings = context.settings
+    details = f"database {settings.database_url}"
+    if processes > 1:
+        details += f", {processes} processes"
+    if launch.listens:
+        await announce_api_key(context, print)
+        role = "serving" if launch.worker else "API"
+        print(f"videohooks {role} on {context.self_url} ({details})")
+        if settings.simulator and settings.public_url is not None:
+            print(SIMULATOR_WARNING)
+    elif worker_id is not None:
+        print(f"videohooks worker {worker_id} ({details})")
+    else:
+        print(f"videohooks workers ({details})")

@@ -64,6 +64,8 @@ class Settings:
     submit_reconcile: float = 600.0
     resubmit_uncertain: bool = False
     idle_poll: float = 0.5
+    # How many processes `serve`, `web` and `worker` run their work in (service/supervisor.py).
+    processes: int = field(default_factory=lambda: available_cores())
     drain_timeout: float = 30.0
     disable_after: float = 5 * 86400.0
     retention: float = 30 * 86400.0
@@ -104,6 +106,7 @@ class Settings:
             submit_reconcile=env.duration("SUBMIT_RECONCILE", cls.submit_reconcile),
             resubmit_uncertain=env.flag("RESUBMIT_UNCERTAIN", False),
             idle_poll=env.duration("IDLE_POLL", cls.idle_poll, minimum=0.01),
+            processes=env.integer("PROCESSES", available_cores()),
             drain_timeout=env.duration("DRAIN_TIMEOUT", cls.drain_timeout),
             disable_after=env.duration("DISABLE_AFTER", cls.disable_after, minimum=0.05),
             retention=env.days("RETENTION_DAYS", cls.retention),
@@ -124,6 +127,13 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _close(name: str, known: set[str]) -> list[str]:
@@ -185,8 +195,8 @@ class _Env:
             days = float(value)
         except ValueError:
             raise self.fail(name, f"{value!r} is not a number of days") from None
-        if days <= 0:
-            raise self.fail(name, f"{value!r} must be more than 0")
+        if not 0 < days < 1e6:  # NaN and infinity too
+            raise self.fail(name, f"{value!r} must be more than 0 and less than 1,000,000")
         return days * 86400
 
     def address(self, name: str) -> tuple[str, int] | None:
@@ -194,7 +204,7 @@ class _Env:
         if value is None:
             return None
         host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise self.fail(name, f"{value!r} is not host:port (e.g. 0.0.0.0:9100)")
         return host.strip("[]"), int(port)
 
@@ -202,7 +212,7 @@ class _Env:
         value = self.raw(name)
         if value is None:
             return default
-        if not value.isdigit() or int(value) < 1:
+        if not (value.isascii() and value.isdigit()) or int(value) < 1:
             raise self.fail(name, f"{value!r} is not a positive whole number")
         return int(value)
 

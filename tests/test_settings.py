@@ -72,6 +72,12 @@ def test_values_are_parsed():
         ("VIDEOHOOKS_ENCRYPTION_KEY", f"{NEW_KEY},not base64!"),
         ("VIDEOHOOKS_SUBMIT_RECONCILE", "soon"),
         ("VIDEOHOOKS_RESUBMIT_UNCERTAIN", "sometimes"),
+        ("VIDEOHOOKS_PROCESSES", "0"),
+        # Unicode digits pass str.isdigit() but not int(); NaN and infinity pass float().
+        ("VIDEOHOOKS_PROCESSES", "²"),
+        ("VIDEOHOOKS_METRICS_LISTEN", "127.0.0.1:²"),
+        ("VIDEOHOOKS_RETENTION_DAYS", "nan"),
+        ("VIDEOHOOKS_RETENTION_DAYS", "inf"),
     ],
 )
 def test_a_bad_value_names_its_variable_in_one_line(variable, value):

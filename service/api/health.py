@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service.api.common import context
-from service.metrics import refresh_queue_gauges
+from service.metrics import exposition, refresh_queue_gauges
 from storage import StorageError
 
 
@@ -25,4 +25,4 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     await refresh_queue_gauges(context(request).store)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -30,7 +30,8 @@ class Process:
         full_env = {
             key: value for key, value in os.environ.items() if not key.startswith("VIDEOHOOKS_")
         }
-        full_env |= {"VIDEOHOOKS_LOG_FORMAT": "json"} | env
+        # One process unless a test asks for more (tests/test_supervisor.py does).
+        full_env |= {"VIDEOHOOKS_LOG_FORMAT": "json", "VIDEOHOOKS_PROCESSES": "1"} | env
         # stderr (the logs) goes to a file so that a chatty process never blocks on a full pipe.
         log = cwd / f"{args[0]}-{len(list(cwd.glob('*.log')))}.log"
         with log.open("wb") as stderr:
