@@ -194,11 +194,9 @@ async def wait_received(url: str, total: int, limit: float = 600.0) -> None:
 
 
 def start_worker(env: dict[str, str], processes: int) -> subprocess.Popen[bytes]:
-    """`videohooks worker` as its own process tree (a supervisor and its children when
-    processes > 1), so that the work can use every core."""
-    command = [sys.executable, "-m", "service", "worker"]
-    if processes > 1:
-        command += ["--processes", str(processes)]
+    """`videohooks worker --processes P` as its own process tree (a supervisor and its P
+    children), so that the work can use every core."""
+    command = [sys.executable, "-m", "service", "worker", "--processes", str(processes)]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOHOOKS_")}
     return subprocess.Popen(command, env=environment | env, stdout=subprocess.DEVNULL)
 
