@@ -57,6 +57,7 @@ class Result:
     count: int
     seconds: float
     latencies: list[float]
+    cpu: float | None = None  # CPU seconds of the sending process(es)
 
     @property
     def rate(self) -> float:
@@ -67,6 +68,7 @@ class Result:
         return (
             f"{self.name:<28} {self.count:>7} in {self.seconds:6.2f} s = {self.rate:8.0f}/s"
             f"   p50 {p50 * 1000:8.1f} ms   p99 {p99 * 1000:8.1f} ms"
+            + ("" if self.cpu is None else f"   CPU {self.cpu / self.count * 1e6:4.0f} µs each")
         )
 
 
@@ -110,9 +112,10 @@ async def bare_aiohttp(url: str, count: int, body: bytes) -> Result:
                     await response.read()
                 latencies.append(time.perf_counter() - started)
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(one(index) for index in range(count)))
-        return Result("bare aiohttp POST loop", count, time.perf_counter() - started, latencies)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        return Result("bare aiohttp POST loop", count, seconds, latencies, cpu)
 
 
 async def bare_httpx(url: str, count: int, body: bytes) -> Result:
@@ -353,7 +356,7 @@ async def outcome(
         "pending after run": pending,
     }
     facts |= cpu_facts(cpu, len(found), len(created_at))
-    return Result("videohooks fan-out", len(found), last - first_event, latencies), facts
+    return Result("videohooks fan-out", len(found), last - first_event, latencies, cpu), facts
 
 
 async def fresh_schema(url: str) -> str:
