@@ -25,6 +25,7 @@ from storage.base import CHANNELS, Cipher, Router, StorageError
 from storage.ids import new_id
 from storage.records import Event, JobFinal, JobNote
 from storage.sqlstore import (
+    Batched,
     Execute,
     ExecuteMany,
     Fetch,
@@ -74,6 +75,7 @@ class PostgresStore(SqlStore):
         self.url = url
         self.cipher = cipher
         self.routes = Routes()
+        self.jobs = Batched(self._jobs_by_id)
         self._pool: asyncpg.Pool | None = None
         self._wakeups = {channel: asyncio.Event() for channel in CHANNELS}
         self._listening: asyncio.Task[None] | None = None
@@ -96,6 +98,7 @@ class PostgresStore(SqlStore):
         return store
 
     async def close(self) -> None:
+        await self.jobs.close()
         if self._listening is not None:
             self._listening.cancel()
             await asyncio.gather(self._listening, return_exceptions=True)

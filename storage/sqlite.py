@@ -32,7 +32,17 @@ from typing import Any, TypeVar
 
 from storage import sql
 from storage.base import CHANNELS, Cipher, StorageError
-from storage.sqlstore import Execute, ExecuteMany, Fetch, Routes, Row, SqlStore, Statement, Steps
+from storage.sqlstore import (
+    Batched,
+    Execute,
+    ExecuteMany,
+    Fetch,
+    Routes,
+    Row,
+    SqlStore,
+    Statement,
+    Steps,
+)
 
 log = logging.getLogger("videohooks.storage")
 
@@ -88,6 +98,7 @@ class SQLiteStore(SqlStore):
         self.path = path
         self.cipher = cipher
         self.routes = Routes()
+        self.jobs = Batched(self._jobs_by_id)
         self._writer = _Connection(path)
         self._reader = _Connection(path)
         self._wakeups = {channel: asyncio.Event() for channel in CHANNELS}
@@ -107,6 +118,7 @@ class SQLiteStore(SqlStore):
         return store
 
     async def close(self) -> None:
+        await self.jobs.close()
         if self._flushing is not None:
             await self._flushing
         if self._reading is not None:

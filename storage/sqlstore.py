@@ -11,12 +11,13 @@ drift apart: the same conformance suite runs against both.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from storage.base import Cipher, Router
 from storage.ids import new_id
@@ -131,6 +132,42 @@ class Routes:
         return subscriptions
 
 
+class Batched(Generic[T]):
+    """Lookups by key that arrive while a batch is being read go together in the next: one
+    query (one round trip, one thread hand-off) for many. A worker reads a job for each of the
+    up to 200 webhooks it applies at once."""
+
+    def __init__(self, read: Callable[[list[str]], Awaitable[dict[str, T]]]) -> None:
+        self._read = read
+        self._waiting: list[tuple[str, asyncio.Future[T | None]]] = []
+        self._reading: asyncio.Task[None] | None = None
+
+    async def get(self, key: str) -> T | None:
+        done: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((key, done))
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self._read_batches())
+        return await done
+
+    async def _read_batches(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                found = await self._read(sorted({key for key, _ in batch}))
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for key, done in batch:
+                if not done.done():  # else its caller was cancelled
+                    done.set_result(found.get(key))
+
+    async def close(self) -> None:
+        if self._reading is not None:
+            await self._reading
+
+
 def page(rows: list[T], limit: int) -> Page[T]:
     return Page(items=rows[:limit], has_more=len(rows) > limit)
 
@@ -154,6 +191,7 @@ class SqlStore:
 
     cipher: Cipher
     routes: Routes
+    jobs: Batched[Job]
 
     async def _run(self, steps: Callable[[], Steps[T]]) -> T:
         """Runs the generator `steps()` makes as one transaction; `steps` is called again if the
@@ -246,8 +284,11 @@ class SqlStore:
         return created
 
     async def get_job(self, job_id: str) -> Job | None:
-        row = await self._read_one("job_get", {"id": job_id})
-        return None if row is None else job(row)
+        return await self.jobs.get(job_id)
+
+    async def _jobs_by_id(self, ids: list[str]) -> dict[str, Job]:
+        rows = await self._read("job_get_many", {"ids": ids})
+        return {row["id"]: job(row) for row in rows}
 
     async def find_job(self, provider: str, provider_job_id: str) -> Job | None:
         params = {"provider": provider, "provider_job_id": provider_job_id}

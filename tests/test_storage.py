@@ -555,3 +555,10 @@ async def test_a_webhook_reporting_what_is_recorded_is_not_recorded_again(store)
     assert await store.add_webhook(job.id, "simulator", 0, False, None, b"a", now)
     assert await store.add_webhook(job.id, "simulator", 0, False, None, b"a", now)
     assert len(await store.claim_webhooks("w", now, 10, 30)) == 7
+
+
+async def test_jobs_read_together_each_come_back_to_their_reader(store):
+    jobs = [(await store.create_job(a_job()))[0] for _ in range(30)]
+    ids = [job.id for job in jobs] + ["vid_missing"]
+    found = await asyncio.gather(*(store.get_job(job_id) for job_id in ids))
+    assert [job.id if job else None for job in found] == [job.id for job in jobs] + [None]
