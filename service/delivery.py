@@ -59,13 +59,14 @@ class Sender:
             policy.check_syntax
         )
 
-    async def attempt(self, url: str, msg_id: str, payload: str, secrets: list[str]) -> Outcome:
+    async def attempt(self, url: str, msg_id: str, body: bytes, secrets: list[str]) -> Outcome:
+        """`body` is the event as bytes, encoded once for all of its deliveries."""
         started = time.perf_counter()
         try:
             self.check_url(url)
-            headers = signing.headers(secrets, msg_id, int(time.time()), payload)
+            headers = signing.headers(secrets, msg_id, int(time.time()), body)
             async with self.session.post(
-                url, data=payload.encode(), headers=headers, allow_redirects=False
+                url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 body = (await response.content.read(MAX_RESPONSE_BODY)).decode(errors="replace")
                 outcome = Outcome(response.status, _ms(started), response_body=body)

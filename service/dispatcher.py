@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 
 from service import metrics
 from service.context import Context
@@ -139,7 +140,7 @@ class Dispatcher:
             await asyncio.sleep(wait)
         attempted_at = time.time()
         try:
-            outcome = await self.sender.attempt(task.url, task.event_id, task.payload, secrets)
+            outcome = await self.sender.attempt(task.url, task.event_id, task.body, secrets)
         except Exception as exc:
             log.exception("delivery attempt crashed", extra={"delivery_id": task.id})
             outcome = Outcome(None, 0.0, f"internal error: {type(exc).__name__}", "internal")
@@ -152,17 +153,12 @@ class Dispatcher:
         attempted_at: float = 0.0,
         deferred_until: float | None = None,
     ) -> None:
-        subscription = task.subscription_id or "callback"
         if outcome is None:
-            metrics.DELIVERIES.labels("deferred", subscription).inc()
             result = AttemptResult(
                 task.seq, task.subscription_id, time.time(), 0.0, "deferred", deferred_until, None
             )
         else:
             result = self._result(task, outcome, attempted_at)
-            metrics.ATTEMPT_SECONDS.observe(outcome.duration_ms / 1000)
-            outcome_name = {"pending": "retrying"}.get(result.status, result.status)
-            metrics.DELIVERIES.labels(outcome_name, subscription).inc()
         self.results.append(result)
         self.results_ready.set()
 
@@ -207,8 +203,22 @@ class Dispatcher:
         batch, self.results = self.results, []
         if not batch:
             return
+        _count(batch)
         try:
             await self.store.record_attempts(self.worker_id, batch, self.disable_after)
         except Exception:
             # Not lost: the claims lapse and the deliveries are sent again (at least once).
             log.exception("could not record delivery attempts", extra={"count": len(batch)})
+
+
+def _count(batch: list[AttemptResult]) -> None:
+    """Metrics per recorded batch: one counter increment per outcome and subscription, not one
+    per delivery (under --processes each increment is a locked write to a shared file)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for result in batch:
+        if result.status != "deferred":
+            metrics.ATTEMPT_SECONDS.observe(result.duration_ms / 1000)
+        outcome = "retrying" if result.status == "pending" else result.status
+        counts[outcome, result.subscription_id or "callback"] += 1
+    for (outcome, subscription), count in counts.items():
+        metrics.DELIVERIES.labels(outcome, subscription).inc(count)

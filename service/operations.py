@@ -139,7 +139,8 @@ async def send_test(
     secrets = [current.secret]
     if current.previous_secret and (current.previous_secret_expires_at or 0) > now:
         secrets.append(current.previous_secret)
-    outcome = await ctx.sender.attempt(current.url, event.id, event.model_dump_json(), secrets)
+    body = event.model_dump_json().encode()
+    outcome = await ctx.sender.attempt(current.url, event.id, body, secrets)
     attempt = AttemptOut(
         attempted_at=int(now),
         status_code=outcome.status_code,

@@ -23,11 +23,13 @@ import asyncpg
 from storage import sql
 from storage.base import CHANNELS, Cipher, Router, StorageError
 from storage.ids import new_id
-from storage.records import Event, Job, JobFinal, JobNote
+from storage.records import Event, Job, JobFinal, JobNote, Subscription
 from storage.sqlstore import (
+    Batched,
     Execute,
     ExecuteMany,
     Fetch,
+    Routes,
     Row,
     SqlStore,
     Statement,
@@ -35,10 +37,10 @@ from storage.sqlstore import (
     dumps,
     job,
     job_row,
-    routable,
 )
 
 log = logging.getLogger("videohooks.storage")
+ALL = "all"
 
 T = TypeVar("T")
 Q = sql.queries("postgres")
@@ -75,6 +77,11 @@ class PostgresStore(SqlStore):
     def __init__(self, url: str, cipher: Cipher) -> None:
         self.url = url
         self.cipher = cipher
+        self.routes = Routes()
+        self.jobs = Batched(self._jobs_by_id)
+        # Transitions that ask at once share one read of the subscriptions (each read begins
+        # after its askers asked, so none misses a subscription created before it asked).
+        self.subscriptions: Batched[list[Subscription]] = Batched(self._all_subscriptions)
         self._pool: asyncpg.Pool | None = None
         self._wakeups = {channel: asyncio.Event() for channel in CHANNELS}
         self._listening: asyncio.Task[None] | None = None
@@ -97,6 +104,8 @@ class PostgresStore(SqlStore):
         return store
 
     async def close(self) -> None:
+        await self.jobs.close()
+        await self.subscriptions.close()
         if self._listening is not None:
             self._listening.cancel()
             await asyncio.gather(self._listening, return_exceptions=True)
@@ -189,6 +198,9 @@ class PostgresStore(SqlStore):
     def _heard(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         self._wakeups[channel.removeprefix("videohooks_")].set()
 
+    async def _all_subscriptions(self, keys: list[str]) -> dict[str, list[Subscription]]:
+        return {ALL: self.routes(await self._read("subscription_all", {}))}
+
     async def finish_job(
         self,
         job_id: str,
@@ -199,11 +211,10 @@ class PostgresStore(SqlStore):
         note: JobNote | None = None,
     ) -> bool:
         """The terminal transition in one statement (job_finish_at_once) instead of six round
-        trips: the subscriptions are read first and routed, and the statement checks each again.
+        trips: the subscriptions are read first (one read for the transitions that ask at once)
+        and routed, and the statement checks each again.
         A subscription created in between misses this event, as if created just after it."""
-        rows = await self._read("subscription_all", {})
-        subscriptions = [routable(row) for row in rows]
-        deliveries = route(subscriptions)
+        deliveries = route(await self.subscriptions.get(ALL) or [])
         params = {
             "id": job_id,
             "attempt_no": attempt_no,

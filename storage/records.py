@@ -161,7 +161,8 @@ class DeliveryTask:
     subscription_id: str | None
     url: str
     attempt_count: int
-    payload: str
+    # The event as sent, encoded once for all of the event's deliveries in a claim.
+    body: bytes
     # Signing secrets, newest first; empty for callback deliveries (the service signs those).
     secrets: list[str]
     # The subscription's deliveries per second, when it has a limit.

@@ -32,7 +32,17 @@ from typing import Any, TypeVar
 
 from storage import sql
 from storage.base import CHANNELS, Cipher, StorageError
-from storage.sqlstore import Execute, ExecuteMany, Fetch, Row, SqlStore, Statement, Steps
+from storage.sqlstore import (
+    Batched,
+    Execute,
+    ExecuteMany,
+    Fetch,
+    Routes,
+    Row,
+    SqlStore,
+    Statement,
+    Steps,
+)
 
 log = logging.getLogger("videohooks.storage")
 
@@ -87,11 +97,15 @@ class SQLiteStore(SqlStore):
     def __init__(self, path: str, cipher: Cipher) -> None:
         self.path = path
         self.cipher = cipher
+        self.routes = Routes()
+        self.jobs = Batched(self._jobs_by_id)
         self._writer = _Connection(path)
         self._reader = _Connection(path)
         self._wakeups = {channel: asyncio.Event() for channel in CHANNELS}
         self._queue: list[tuple[Callable[[], Steps[Any]], asyncio.Future[Any]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._reads: list[tuple[Fetch, asyncio.Future[list[Row]]]] = []
+        self._reading: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, url: str, cipher: Cipher) -> SQLiteStore:
@@ -104,8 +118,11 @@ class SQLiteStore(SqlStore):
         return store
 
     async def close(self) -> None:
+        await self.jobs.close()
         if self._flushing is not None:
             await self._flushing
+        if self._reading is not None:
+            await self._reading
         await self._writer.close()
         await self._reader.close()
 
@@ -152,10 +169,30 @@ class SQLiteStore(SqlStore):
                     done.set_result(outcome.value)
 
     async def _read(self, query: str, params: Mapping[str, Any]) -> list[Row]:
-        rows = await self._retry_busy(
-            lambda: self._reader.run(lambda db: _perform(db, Fetch(query, params)))
-        )
-        return list(rows)
+        """Reads that arrive while the reader is busy go together in its next hand-off, as
+        writes share a commit: a hand-off to the thread costs more than a read by key, and a
+        worker reads a job for each of the webhooks it applies at once."""
+        done: asyncio.Future[list[Row]] = asyncio.get_running_loop().create_future()
+        self._reads.append((Fetch(query, params), done))
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self._read_batches())
+        return await done
+
+    async def _read_batches(self) -> None:
+        while self._reads:
+            batch, self._reads = self._reads, []
+            reads = functools.partial(_read_all, statements=[statement for statement, _ in batch])
+            try:
+                outcomes = await self._retry_busy(functools.partial(self._reader.run, reads))
+            except Exception as exc:
+                outcomes = [exc] * len(batch)
+            for (_, done), outcome in zip(batch, outcomes, strict=True):
+                if done.done():
+                    continue  # its caller was cancelled
+                if isinstance(outcome, Exception):
+                    done.set_exception(outcome)
+                else:
+                    done.set_result(outcome)
 
     def notify(self, channel: str) -> None:
         self._wakeups[channel].set()
@@ -226,6 +263,22 @@ def _group(db: sqlite3.Connection, factories: list[Callable[[], Steps[Any]]]) ->
     except BaseException:
         db.execute("ROLLBACK")
         raise
+    return outcomes
+
+
+def _read_all(db: sqlite3.Connection, statements: list[Fetch]) -> list[Any]:
+    """Each read's rows, or the error it alone met; a busy database fails them all, to be
+    retried together (reads change nothing)."""
+    outcomes: list[Any] = []
+    for statement in statements:
+        try:
+            outcomes.append(_perform(db, statement))
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                raise
+            outcomes.append(StorageError(str(exc)))
+        except Exception as exc:
+            outcomes.append(exc)
     return outcomes
 
 

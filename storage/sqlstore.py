@@ -11,12 +11,13 @@ drift apart: the same conformance suite runs against both.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from storage.base import Cipher, Router
 from storage.ids import new_id
@@ -111,6 +112,67 @@ def routable(row: Row) -> Subscription:
     return Subscription.model_validate(decode(row, SUBSCRIPTION_JSON))
 
 
+class Routes:
+    """Subscriptions as routing reads them, each row parsed once per version: every terminal
+    transition reads them all, and parsing every row into a model for every event cost more
+    than the routing. A version is the row's id, updated_at and status: every write that changes
+    what routing reads (url, events, filter, status) sets updated_at."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._parsed: dict[tuple[Any, ...], Subscription] = {}
+
+    def __call__(self, rows: Iterable[Row]) -> list[Subscription]:
+        parsed = self._parsed
+        if len(parsed) > self.LIMIT:
+            parsed.clear()  # versions of rows long changed or gone
+        subscriptions = []
+        for row in rows:
+            version = (row["id"], row["updated_at"], row["status"])
+            subscription = parsed.get(version)
+            if subscription is None:
+                subscription = parsed[version] = routable(row)
+            subscriptions.append(subscription)
+        return subscriptions
+
+
+class Batched(Generic[T]):
+    """Lookups by key that arrive while a batch is being read go together in the next: one
+    query (one round trip, one thread hand-off) for many. A worker reads a job for each of the
+    up to 200 webhooks it applies at once."""
+
+    def __init__(self, read: Callable[[list[str]], Awaitable[dict[str, T]]]) -> None:
+        self._read = read
+        self._waiting: list[tuple[str, asyncio.Future[T | None]]] = []
+        self._reading: asyncio.Task[None] | None = None
+
+    async def get(self, key: str) -> T | None:
+        done: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((key, done))
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self._read_batches())
+        return await done
+
+    async def _read_batches(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                found = await self._read(sorted({key for key, _ in batch}))
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for key, done in batch:
+                if not done.done():  # else its caller was cancelled
+                    done.set_result(found.get(key))
+
+    async def close(self) -> None:
+        if self._reading is not None:
+            await self._reading
+
+
 def page(rows: list[T], limit: int) -> Page[T]:
     return Page(items=rows[:limit], has_more=len(rows) > limit)
 
@@ -141,6 +203,8 @@ class SqlStore:
     """The Store protocol over four primitives each backend implements."""
 
     cipher: Cipher
+    routes: Routes
+    jobs: Batched[Job]
 
     async def _run(self, steps: Callable[[], Steps[T]]) -> T:
         """Runs the generator `steps()` makes as one transaction; `steps` is called again if the
@@ -231,8 +295,11 @@ class SqlStore:
         return created
 
     async def get_job(self, job_id: str) -> Job | None:
-        row = await self._read_one("job_get", {"id": job_id})
-        return None if row is None else job(row)
+        return await self.jobs.get(job_id)
+
+    async def _jobs_by_id(self, ids: list[str]) -> dict[str, Job]:
+        rows = await self._read("job_get_many", {"ids": ids})
+        return {row["id"]: job(row) for row in rows}
 
     async def find_job(self, provider: str, provider_job_id: str) -> Job | None:
         params = {"provider": provider, "provider_job_id": provider_job_id}
@@ -436,7 +503,7 @@ class SqlStore:
             if (yield Execute("job_finish", params)) == 0:
                 return False
             yield Execute("event_insert", event.model_dump())
-            subscriptions = [routable(row) for row in (yield Fetch("subscription_all", {}))]
+            subscriptions = self.routes((yield Fetch("subscription_all", {})))
             deliveries = [
                 {
                     "id": new_id("dlv"),
@@ -759,7 +826,10 @@ class SqlStore:
                 return []
             seqs = [row["seq"] for row in claimed]
             rows = yield Fetch("delivery_tasks", {"seqs": seqs, "now": now})
-            return [_task(row, self.cipher) for row in rows]
+            # An event's deliveries share one encoded body, and a subscription's one secret.
+            bodies: dict[str, bytes] = {}
+            secrets: dict[str, str] = {}
+            return [_task(row, self.cipher, bodies, secrets) for row in rows]
 
         return await self._run(steps)
 
@@ -785,7 +855,18 @@ class SqlStore:
         ]
         deferred = [row for row in rows if row["status"] == "deferred"]
         attempted = [row for row in rows if row["status"] != "deferred"]
-        health = [row for row in attempted if row["subscription_id"] is not None]
+        # One health update per subscription, not per delivery: a success clears failing_since,
+        # then the batch's earliest failure sets it if none is set.
+        succeeded: set[str] = set()
+        first_failure: dict[str, float] = {}
+        for row in attempted:
+            subscription_id = row["subscription_id"]
+            if subscription_id is None:
+                continue
+            if row["status"] == "succeeded":
+                succeeded.add(subscription_id)
+            elif subscription_id not in first_failure:
+                first_failure[subscription_id] = row["attempted_at"]
         gone = [
             {"id": result.subscription_id, "reason": result.disable_reason, "now": now}
             for result in results
@@ -797,10 +878,14 @@ class SqlStore:
             yield ExecuteMany("delivery_record", attempted)
             yield ExecuteMany("attempt_insert", attempted)
             yield ExecuteMany(
-                "subscription_succeeded", [r for r in health if r["status"] == "succeeded"]
+                "subscription_succeeded", [{"subscription_id": id_} for id_ in sorted(succeeded)]
             )
             yield ExecuteMany(
-                "subscription_failed", [r for r in health if r["status"] != "succeeded"]
+                "subscription_failed",
+                [
+                    {"subscription_id": id_, "attempted_at": at}
+                    for id_, at in sorted(first_failure.items())
+                ],
             )
             failing = yield Fetch("subscriptions_failing_too_long", {"cutoff": now - disable_after})
             disable = gone + [
@@ -904,16 +989,29 @@ def _new_key(key: ApiKey) -> dict[str, Any]:
     return key.model_dump(exclude={"last_used_at", "revoked_at"})
 
 
-def _task(row: Any, cipher: Cipher) -> DeliveryTask:
+def _task(
+    row: Any, cipher: Cipher, bodies: dict[str, bytes], secrets: dict[str, str]
+) -> DeliveryTask:
     # By position: the hot path's rows (sqlite3.Row, asyncpg.Record) are read the cheapest way.
+    event_id = row[2]
+    body = bodies.get(event_id)
+    if body is None:
+        body = bodies[event_id] = row[6].encode()
+    opened = []
+    for sealed in (row[7], row[8]):
+        if sealed:
+            secret = secrets.get(sealed)
+            if secret is None:
+                secret = secrets[sealed] = cipher.open(sealed)
+            opened.append(secret)
     return DeliveryTask(
         seq=row[0],
         id=row[1],
-        event_id=row[2],
+        event_id=event_id,
         subscription_id=row[3],
         url=row[4],
         attempt_count=row[5],
-        payload=row[6],
-        secrets=[cipher.open(secret) for secret in (row[7], row[8]) if secret],
+        body=body,
+        secrets=opened,
         rate_limit=row[9],
     )

@@ -351,7 +351,7 @@ async def test_router_sees_subscriptions_and_skipped_deliveries_are_not_due(stor
     assert statuses == ["pending", "skipped"]
     claimed = await store.claim_deliveries("w", time.time() + 1, 10, 30, 10)
     assert [task.url for task in claimed] == ["http://active"]
-    assert claimed[0].secrets == ["whsec_x"] and json.loads(claimed[0].payload) == {"id": event.id}
+    assert claimed[0].secrets == ["whsec_x"] and json.loads(claimed[0].body) == {"id": event.id}
 
 
 async def test_deliveries_are_claimed_under_lease_and_recorded(store):
@@ -555,3 +555,10 @@ async def test_a_webhook_reporting_what_is_recorded_is_not_recorded_again(store)
     assert await store.add_webhook(job.id, "simulator", 0, False, None, b"a", now)
     assert await store.add_webhook(job.id, "simulator", 0, False, None, b"a", now)
     assert len(await store.claim_webhooks("w", now, 10, 30)) == 7
+
+
+async def test_jobs_read_together_each_come_back_to_their_reader(store):
+    jobs = [(await store.create_job(a_job()))[0] for _ in range(30)]
+    ids = [job.id for job in jobs] + ["vid_missing"]
+    found = await asyncio.gather(*(store.get_job(job_id) for job_id in ids))
+    assert [job.id if job else None for job in found] == [job.id for job in jobs] + [None]

@@ -53,9 +53,6 @@ RETURNING seq;
 -- name: job_next_due
 SELECT min(next_check_at) AS due FROM jobs WHERE next_check_at IS NOT NULL;
 
--- name: job_get
-SELECT * FROM jobs WHERE id = :id;
-
 -- name: job_by_provider_job
 SELECT * FROM jobs WHERE provider = :provider AND provider_job_id = :provider_job_id
 ORDER BY seq DESC

@@ -109,3 +109,7 @@ WHERE (CAST(:status AS TEXT) IS NULL OR status = :status)
   AND (CAST(:after AS TEXT) IS NULL OR seq < (SELECT seq FROM jobs WHERE id = :after))
 ORDER BY seq DESC
 LIMIT :limit;
+
+-- name: job_get_many
+-- Jobs by id, many at once (reads made together: storage/sqlstore.py Batched).
+SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));
