@@ -45,7 +45,9 @@ async def test_retry_after_on_429_pushes_the_next_attempt_later(env):
             await finish_jobs(svc.context, 1)
             await eventually(lambda: len(subscriber.received) == 2, timeout=10)
             first, second = subscriber.received
-            assert second.at - first.at >= 1.9  # not the schedule's 100 ms
+            # Retry-After (2 s), not the schedule's 100 ms; a receipt's time also holds the
+            # request's way there, which a busy machine can stretch by a good fraction of a second.
+            assert second.at - first.at >= 1.5
 
 
 async def test_410_gone_disables_the_subscription_at_once(env):
